@@ -1,0 +1,43 @@
+using Distill.Core.Kernels;
+using Distill.Core.Regression;
+using static TorchSharp.torch;
+
+namespace Distill.Core.Distillation;
+
+/// <summary>
+/// Label Solve (kernel-math.md section 4): for fixed support images, the labels that
+/// minimise |K_ts (K_ss + lambda I)^-1 Y_s - Y_t|^2, namely
+/// Y_s = (K_ss + lambda I) (K_st K_ts + rho I)^-1 K_st Y_t, with the evaluation ridge
+/// lambda = reg tr(K_ss)/n_s and a tiny trace-scaled rho only for conditioning.
+/// </summary>
+public static class LabelSolver
+{
+    public const double DefaultSolveRegularization = 1e-10;
+
+    public static (Tensor Labels, SolveMethod Method) Solve(IKernel kernel, Tensor supportImages, Tensor targetImages, Tensor targetLabels,
+        double regularization, double solveRegularization = DefaultSolveRegularization, int blockRows = GramMatrix.DefaultBlockRows)
+    {
+        if (targetImages.shape[0] < supportImages.shape[0])
+            throw new ArgumentException($"label solve needs at least as many targets ({targetImages.shape[0]}) as support images ({supportImages.shape[0]})");
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var ns = supportImages.shape[0];
+        var normal = zeros(ns, ns, dtype: ScalarType.Float64);
+        var projected = zeros(ns, targetLabels.shape[1], dtype: ScalarType.Float64);
+        for (long start = 0; start < targetImages.shape[0]; start += blockRows)
+        {
+            using var blockScope = NewDisposeScope();
+            var length = Math.Min(blockRows, targetImages.shape[0] - start);
+            var kts = kernel.Compute(targetImages.narrow(0, start, length), supportImages);
+            normal.add_(kts.t().matmul(kts));
+            projected.add_(kts.t().matmul(targetLabels.narrow(0, start, length)));
+        }
+
+        var rho = solveRegularization * normal.trace().item<double>() / ns;
+        var (solution, method) = KernelRidgeRegression.Solve(normal, rho, projected);
+        var kss = kernel.ComputeSymmetric(supportImages);
+        var lambda = KernelRidgeRegression.Ridge(kss, regularization).item<double>();
+        var labels = kss.add(eye(ns, dtype: ScalarType.Float64).mul(lambda)).matmul(solution);
+        return (labels.MoveToOuterDisposeScope(), method);
+    }
+}

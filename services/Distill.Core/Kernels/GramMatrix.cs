@@ -1,0 +1,88 @@
+using static TorchSharp.torch;
+
+namespace Distill.Core.Kernels;
+
+/// <summary>
+/// Gram matrices and their vector-Jacobian products computed over row blocks of the
+/// first operand, so that memory is bounded by block x n2 whatever n1 is.
+/// </summary>
+public static class GramMatrix
+{
+    public const int DefaultBlockRows = 4096;
+
+    /// <summary>K(x1, x2) without gradient tracking, one block of rows at a time.</summary>
+    public static Tensor Compute(IKernel kernel, Tensor x1, Tensor x2, int blockRows = DefaultBlockRows)
+    {
+        CheckBlockRows(blockRows);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var n1 = x1.shape[0];
+        var result = empty(n1, x2.shape[0], dtype: x1.dtype, device: x1.device);
+        for (long start = 0; start < n1; start += blockRows)
+        {
+            using var blockScope = NewDisposeScope();
+            var length = Math.Min(blockRows, n1 - start);
+            result.narrow(0, start, length).copy_(kernel.Compute(x1.narrow(0, start, length), x2));
+        }
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Gradients of sum(cotangent * K(x1, x2)) with respect to x1 and x2 (each only when
+    /// asked for). When <paramref name="symmetric"/> is set, x1 and x2 are the same
+    /// tensor, K is computed with its closed-form diagonal and the single gradient is
+    /// returned as <c>Grad1</c>.
+    /// </summary>
+    public static (Tensor? Grad1, Tensor? Grad2) VectorJacobianProduct(
+        IKernel kernel, Tensor x1, Tensor x2, Tensor cotangent,
+        bool wantGrad1 = true, bool wantGrad2 = true, bool symmetric = false,
+        int blockRows = DefaultBlockRows)
+    {
+        CheckBlockRows(blockRows);
+        if (cotangent.dim() != 2 || cotangent.shape[0] != x1.shape[0] || cotangent.shape[1] != x2.shape[0])
+            throw new ArgumentException($"cotangent must have shape [{x1.shape[0]},{x2.shape[0]}], got [{string.Join(",", cotangent.shape)}]");
+        if (symmetric)
+            return (SymmetricVjp(kernel, x1, cotangent), null);
+        if (!wantGrad1 && !wantGrad2)
+            return (null, null);
+
+        using var scope = NewDisposeScope();
+        using var enableGrad = enable_grad();
+        var leaf2 = x2.detach().requires_grad_(wantGrad2);
+        var grad1 = wantGrad1 ? zeros_like(x1) : null;
+        var grad2 = wantGrad2 ? zeros_like(x2) : null;
+        var n1 = x1.shape[0];
+        for (long start = 0; start < n1; start += blockRows)
+        {
+            using var blockScope = NewDisposeScope();
+            var length = Math.Min(blockRows, n1 - start);
+            var leaf1 = x1.narrow(0, start, length).detach().requires_grad_(wantGrad1);
+            var block = kernel.Compute(leaf1, leaf2);
+            var inputs = new List<Tensor>();
+            if (wantGrad1) inputs.Add(leaf1);
+            if (wantGrad2) inputs.Add(leaf2);
+            var grads = autograd.grad([block], inputs, [cotangent.narrow(0, start, length)]);
+            int next = 0;
+            if (wantGrad1) grad1!.narrow(0, start, length).copy_(grads[next++]);
+            if (wantGrad2) grad2!.add_(grads[next]);
+        }
+        grad1?.MoveToOuterDisposeScope();
+        grad2?.MoveToOuterDisposeScope();
+        return (grad1, grad2);
+    }
+
+    private static Tensor SymmetricVjp(IKernel kernel, Tensor x, Tensor cotangent)
+    {
+        using var scope = NewDisposeScope();
+        using var enableGrad = enable_grad();
+        var leaf = x.detach().requires_grad_(true);
+        var gram = kernel.ComputeSymmetric(leaf);
+        return autograd.grad([gram], [leaf], [cotangent])[0].MoveToOuterDisposeScope();
+    }
+
+    private static void CheckBlockRows(int blockRows)
+    {
+        if (blockRows <= 0)
+            throw new ArgumentException($"block_rows must be positive, got {blockRows}", nameof(blockRows));
+    }
+}

@@ -1,0 +1,115 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Distill.Core.Output;
+
+/// <summary>One named tensor of a safetensors file: dtype code ("F32", "F64", "I64"), shape, little-endian bytes.</summary>
+public sealed record SafetensorsTensor(string DType, long[] Shape, byte[] Data)
+{
+    public static SafetensorsTensor FromFloats(float[] values, params long[] shape) =>
+        new("F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+
+    public static SafetensorsTensor FromDoubles(double[] values, params long[] shape) =>
+        new("F64", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+
+    public static SafetensorsTensor FromLongs(long[] values, params long[] shape) =>
+        new("I64", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+
+    public float[] ToFloats() => DType == "F32" ? MemoryMarshal.Cast<byte, float>(Data).ToArray() : throw WrongType("F32");
+    public double[] ToDoubles() => DType == "F64" ? MemoryMarshal.Cast<byte, double>(Data).ToArray() : throw WrongType("F64");
+    public long[] ToLongs() => DType == "I64" ? MemoryMarshal.Cast<byte, long>(Data).ToArray() : throw WrongType("I64");
+
+    private InvalidDataException WrongType(string wanted) => new($"tensor has dtype {DType}, expected {wanted}");
+}
+
+/// <summary>
+/// The safetensors format (huggingface/safetensors): an 8-byte little-endian header
+/// length, a JSON header naming each tensor's dtype, shape and byte range plus a
+/// string-to-string "__metadata__" map, then the raw bytes. Readable from Python with
+/// safetensors.numpy.load_file or torch's safetensors loader.
+/// </summary>
+public static class SafetensorsFile
+{
+    private const int HeaderAlignment = 8;
+    private const long MaxHeaderBytes = 100_000_000;
+    private static readonly Dictionary<string, int> ElementSizes = new() { ["F32"] = 4, ["F64"] = 8, ["I64"] = 8, ["U8"] = 1 };
+
+    public static void Write(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors writing assumes a little-endian machine");
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+            header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
+        long offset = 0;
+        foreach (var (name, tensor) in tensors)
+        {
+            long expected = tensor.Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(tensor.DType);
+            if (expected != tensor.Data.LongLength)
+                throw new ArgumentException($"tensor '{name}' has {tensor.Data.LongLength} bytes, its shape needs {expected}");
+            header[name] = new JsonObject
+            {
+                ["dtype"] = tensor.DType,
+                ["shape"] = new JsonArray(tensor.Shape.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + tensor.Data.LongLength),
+            };
+            offset += tensor.Data.LongLength;
+        }
+
+        var json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
+        var padded = (json.Length + HeaderAlignment - 1) / HeaderAlignment * HeaderAlignment;
+        AtomicFile.Write(path, stream =>
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+            stream.Write(length);
+            stream.Write(json);
+            for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
+            foreach (var tensor in tensors.Values) stream.Write(tensor.Data);
+        });
+    }
+
+    public static (Dictionary<string, SafetensorsTensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        InvalidDataException Bad(string problem) => new($"{path}: {problem}");
+        if (bytes.Length < 8) throw Bad("file is shorter than the 8-byte header length");
+        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        if (headerLength > MaxHeaderBytes || 8 + (long)headerLength > bytes.Length)
+            throw Bad($"header length {headerLength} does not fit in a {bytes.Length}-byte file");
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))?.AsObject() ?? throw Bad("header is not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw Bad($"header is not valid JSON ({e.Message})");
+        }
+
+        var dataStart = 8 + (long)headerLength;
+        var tensors = new Dictionary<string, SafetensorsTensor>();
+        var metadata = new Dictionary<string, string>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__")
+            {
+                foreach (var (key, value) in node!.AsObject()) metadata[key] = value!.GetValue<string>();
+                continue;
+            }
+            var dtype = node!["dtype"]!.GetValue<string>();
+            var shape = node["shape"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray();
+            var offsets = node["data_offsets"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray();
+            var size = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
+            if (offsets.Length != 2 || offsets[1] - offsets[0] != size || dataStart + offsets[1] > bytes.Length || offsets[0] < 0)
+                throw Bad($"tensor '{name}' has byte range [{string.Join(",", offsets)}] that does not match its shape or the file");
+            tensors[name] = new SafetensorsTensor(dtype, shape, bytes.AsSpan((int)(dataStart + offsets[0]), (int)size).ToArray());
+        }
+        return (tensors, metadata);
+    }
+
+    private static int ElementSize(string dtype) =>
+        ElementSizes.TryGetValue(dtype, out var size) ? size : throw new InvalidDataException($"unsupported safetensors dtype {dtype}");
+}

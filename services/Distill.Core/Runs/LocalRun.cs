@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.Evaluation;
+using Distill.Core.Output;
+using static TorchSharp.torch;
+
+namespace Distill.Core.Runs;
+
+/// <summary>
+/// A whole distillation run in this process: steps, periodic evaluation, atomic
+/// checkpoints in the output folder, resume from the latest one, and the final outputs
+/// (safetensors, PNG grid, JSON summary).
+/// </summary>
+public static class LocalRun
+{
+    public const string CheckpointFile = "checkpoint.safetensors";
+    public const string DistilledFile = "distilled.safetensors";
+    public const string GridFile = "distilled.png";
+    public const string SummaryFile = "summary.json";
+
+    public static RunSummary Execute(PreparedDataset data, KipOptions options, string outputDirectory, bool resume,
+        Action<RunEvent>? report = null, CancellationToken cancellation = default)
+    {
+        options.Validate();
+        Directory.CreateDirectory(outputDirectory);
+        var checkpointPath = Path.Combine(outputDirectory, CheckpointFile);
+        KipState? state = resume && File.Exists(checkpointPath) ? KipState.Load(checkpointPath) : null;
+        using var distiller = new KipDistiller(data, options, state);
+        state?.Dispose();
+        report?.Invoke(new RunStarted(distiller.Step, options.Steps, state is not null));
+
+        var evaluations = new List<EvaluationPoint>();
+        void Evaluate()
+        {
+            var result = distiller.Evaluate();
+            if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
+                evaluations.Add(new EvaluationPoint(distiller.Step, result.Accuracy, result.Mse));
+            report?.Invoke(new EvaluationCompleted(distiller.Step, result));
+        }
+        void Checkpoint()
+        {
+            using var snapshot = distiller.CaptureState();
+            snapshot.Save(checkpointPath);
+            report?.Invoke(new CheckpointWritten(distiller.Step, checkpointPath));
+        }
+
+        if (options.EvaluateEvery > 0 || distiller.Step >= options.Steps) Evaluate();
+        var training = new Stopwatch();
+        long stepsThisSession = 0;
+        double? lastLoss = null;
+        try
+        {
+            while (options.Method == DistillationMethod.Kip && distiller.Step < options.Steps)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                training.Start();
+                var step = distiller.TakeStep();
+                training.Stop();
+                stepsThisSession++;
+                lastLoss = step.Loss;
+                report?.Invoke(new StepCompleted(step.Step, options.Steps, step.Loss, stepsThisSession / training.Elapsed.TotalSeconds));
+                if (options.EvaluateEvery > 0 && step.Step % options.EvaluateEvery == 0 && step.Step < options.Steps) Evaluate();
+                if (options.CheckpointEvery > 0 && step.Step % options.CheckpointEvery == 0) Checkpoint();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Keep every completed step: the next resume continues from here.
+            if (options.Method == DistillationMethod.Kip) Checkpoint();
+            throw;
+        }
+
+        if (options.Method == DistillationMethod.Kip) Checkpoint();
+        var final = distiller.Evaluate();
+        if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
+        {
+            evaluations.Add(new EvaluationPoint(distiller.Step, final.Accuracy, final.Mse));
+            report?.Invoke(new EvaluationCompleted(distiller.Step, final));
+        }
+
+        var outputs = WriteOutputs(distiller, data, outputDirectory);
+        var summary = new RunSummary
+        {
+            Dataset = data.Name,
+            Method = options.Method == DistillationMethod.Kip ? "kip" : "ls",
+            Kernel = options.Kernel.ToString(),
+            SupportSize = (int)distiller.SupportImages.shape[0],
+            Steps = distiller.Step,
+            TrainingSeconds = training.Elapsed.TotalSeconds,
+            StepsPerSecond = stepsThisSession == 0 ? 0 : stepsThisSession / training.Elapsed.TotalSeconds,
+            FinalLoss = lastLoss,
+            TestAccuracy = final.Accuracy,
+            TestMse = final.Mse,
+            PeakRssMb = PeakResidentMegabytes(),
+            Evaluations = evaluations,
+            Outputs = outputs,
+        };
+        AtomicFile.WriteAllText(Path.Combine(outputDirectory, SummaryFile),
+            JsonSerializer.Serialize(summary, new JsonSerializerOptions(KipState.Json) { WriteIndented = true }));
+        report?.Invoke(new RunFinished(summary));
+        return summary;
+    }
+
+    /// <summary>distilled.safetensors (preprocessed and pixel-space images, labels, settings) and the PNG grid.</summary>
+    public static IReadOnlyDictionary<string, string> WriteOutputs(KipDistiller distiller, PreparedDataset data, string outputDirectory)
+    {
+        using var scope = NewDisposeScope();
+        var p = data.Preprocessor;
+        long n = distiller.SupportImages.shape[0];
+        long[] shape = [n, p.Channels, p.Height, p.Width];
+        var preprocessed = distiller.SupportImages.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var pixels = p.Invert(distiller.SupportImages).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var labels = distiller.SupportLabels.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+
+        var metadata = new Dictionary<string, string>(p.Describe())
+        {
+            ["distill.kind"] = "distilled-set",
+            ["distill.dataset"] = data.Name,
+            ["distill.class_names"] = string.Join(",", data.Source.Train.ClassNames),
+            ["distill.step"] = distiller.Step.ToString(CultureInfo.InvariantCulture),
+            ["distill.options"] = JsonSerializer.Serialize(distiller.Options, KipState.Json),
+            ["kernel.architecture"] = distiller.Options.Kernel.Architecture.ToString(),
+            ["kernel.kind"] = distiller.Options.Kernel.Kind.ToString().ToLowerInvariant(),
+            ["kernel.depth"] = distiller.Options.Kernel.Depth.ToString(CultureInfo.InvariantCulture),
+            ["kernel.w_std"] = distiller.Options.Kernel.WStd.ToString("R", CultureInfo.InvariantCulture),
+            ["kernel.b_std"] = distiller.Options.Kernel.BStd.ToString("R", CultureInfo.InvariantCulture),
+            ["kernel.regularization"] = distiller.Options.Regularization.ToString("R", CultureInfo.InvariantCulture),
+        };
+        var distilledPath = Path.Combine(outputDirectory, DistilledFile);
+        SafetensorsFile.Write(distilledPath, new Dictionary<string, SafetensorsTensor>
+        {
+            ["images"] = SafetensorsTensor.FromFloats(preprocessed, shape),
+            ["images_pixels"] = SafetensorsTensor.FromFloats(pixels, shape),
+            ["labels"] = SafetensorsTensor.FromFloats(labels, n, data.ClassCount),
+            ["classes"] = SafetensorsTensor.FromLongs(distiller.SupportClasses.Select(c => (long)c).ToArray(), n),
+        }, metadata);
+
+        var gridPath = Path.Combine(outputDirectory, GridFile);
+        ImageGrid.WritePng(gridPath, pixels, distiller.SupportClasses, p.Channels, p.Height, p.Width, data.ClassCount,
+            scale: Math.Max(1, 64 / Math.Max(p.Height, p.Width)));
+        return new Dictionary<string, string>
+        {
+            ["distilled"] = distilledPath,
+            ["grid"] = gridPath,
+            ["checkpoint"] = Path.Combine(outputDirectory, CheckpointFile),
+            ["summary"] = Path.Combine(outputDirectory, SummaryFile),
+        };
+    }
+
+    /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>
+    public static double PeakResidentMegabytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return double.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024;
+        }
+        catch (IOException) { }
+        return Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);
+    }
+}

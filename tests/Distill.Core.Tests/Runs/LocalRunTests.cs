@@ -1,0 +1,109 @@
+using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.Output;
+using Distill.Core.Preprocessing;
+using Distill.Core.Runs;
+using SkiaSharp;
+
+namespace Distill.Core.Tests.Runs;
+
+public sealed class LocalRunTests : IDisposable
+{
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("distill-run-");
+
+    private static KipOptions Options(int steps) => new()
+    {
+        SupportPerClass = 1,
+        Steps = steps,
+        LearningRate = 0.05,
+        TargetBatch = 80,
+        Initialization = SupportInitialization.Noise,
+        EvaluateEvery = 0,
+        CheckpointEvery = 4,
+        Seed = 3,
+    };
+
+    [Fact]
+    public void Execute_KipOnSyntheticData_LowersLossAndRaisesAccuracy()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
+        var losses = new List<double>();
+        var evaluations = new List<double>();
+        var options = Options(40) with { EvaluateEvery = 40 };
+
+        var summary = LocalRun.Execute(data, options, Dir("kip"), resume: false, report: e =>
+        {
+            if (e is StepCompleted s) losses.Add(s.Loss);
+            if (e is EvaluationCompleted ev) evaluations.Add(ev.Result.Accuracy);
+        });
+
+        Assert.Equal(40, losses.Count);
+        Assert.True(losses.TakeLast(5).Average() < 0.5 * losses.Take(5).Average(), $"loss {losses[0]:G4} -> {losses[^1]:G4}");
+        Assert.True(evaluations[^1] > evaluations[0] + 0.2, $"accuracy {evaluations[0]:P1} -> {evaluations[^1]:P1}");
+        Assert.Equal(evaluations[^1], summary.TestAccuracy);
+    }
+
+    [Fact]
+    public void Execute_ResumedAfterInterruption_EndsWithTheUninterruptedSupportSet()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
+        LocalRun.Execute(data, Options(10), Dir("straight"), resume: false);
+
+        // Stop after step 6 (checkpoints exist at 4 and, on cancellation, at 6), then resume.
+        using var cancel = new CancellationTokenSource();
+        Assert.Throws<OperationCanceledException>(() => LocalRun.Execute(data, Options(10), Dir("resumed"), resume: false,
+            report: e => { if (e is StepCompleted { Step: 6 }) cancel.Cancel(); }, cancellation: cancel.Token));
+        long resumedFrom = -1;
+        LocalRun.Execute(data, Options(10), Dir("resumed"), resume: true, report: e => { if (e is RunStarted s) resumedFrom = s.FromStep; });
+
+        Assert.Equal(6, resumedFrom);
+        using var straight = KipState.Load(Path.Combine(Dir("straight"), LocalRun.CheckpointFile));
+        using var resumed = KipState.Load(Path.Combine(Dir("resumed"), LocalRun.CheckpointFile));
+        Assert.Equal(10, resumed.Step);
+        // Same seed, same per-step batches, same arithmetic: bit-identical.
+        Assert.Equal(TensorAssert.ToArray(straight.SupportImages), TensorAssert.ToArray(resumed.SupportImages));
+        Assert.Equal(TensorAssert.ToArray(straight.SupportLabels), TensorAssert.ToArray(resumed.SupportLabels));
+    }
+
+    [Fact]
+    public void Execute_ResumeWithOtherOptions_IsRefusedNamingTheCheckpoint()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
+        LocalRun.Execute(data, Options(4), Dir("a"), resume: false);
+        var error = Assert.Throws<ArgumentException>(() => LocalRun.Execute(data, Options(8) with { LearningRate = 0.1 }, Dir("a"), resume: true));
+        Assert.Contains("other options", error.Message);
+    }
+
+    [Fact]
+    public void Execute_Outputs_SafetensorsGridAndSummaryAreReadable()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(channels: 3, size: 5), new PreprocessingSpec(Zca: true));
+        var summary = LocalRun.Execute(data, Options(3), Dir("out"), resume: false);
+
+        var (tensors, metadata) = SafetensorsFile.Read(summary.Outputs["distilled"]);
+        Assert.Equal(new long[] { 4, 3, 5, 5 }, tensors["images"].Shape);
+        Assert.Equal(new long[] { 4, 3, 5, 5 }, tensors["images_pixels"].Shape);
+        Assert.Equal(new long[] { 4, 4 }, tensors["labels"].Shape);
+        Assert.Equal("true", metadata["preprocessing.zca"]);
+        Assert.Equal("Ntk", metadata["kernel.kind"], ignoreCase: true);
+
+        using var grid = SKBitmap.Decode(summary.Outputs["grid"]);
+        Assert.NotNull(grid);
+        Assert.True(grid.Height > grid.Width / 2, "one row per class");
+        Assert.Contains("\"test_accuracy\"", File.ReadAllText(summary.Outputs["summary"]));
+    }
+
+    [Fact]
+    public void Execute_LabelSolve_BeatsCenteredOneHotLabelsOnTheSameSupport()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(noise: 0.6), new PreprocessingSpec());
+        var options = Options(0) with { Initialization = SupportInitialization.Real, SupportPerClass = 3 };
+        var plain = LocalRun.Execute(data, options, Dir("plain"), resume: false);
+        var solved = LocalRun.Execute(data, options with { Method = DistillationMethod.LabelSolve }, Dir("ls"), resume: false);
+        Assert.True(solved.TestMse < plain.TestMse, $"LS test MSE {solved.TestMse:G4} vs one-hot {plain.TestMse:G4}");
+    }
+
+    private string Dir(string name) => Path.Combine(_directory.FullName, name);
+
+    public void Dispose() => _directory.Delete(recursive: true);
+}

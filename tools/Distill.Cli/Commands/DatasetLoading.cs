@@ -1,0 +1,30 @@
+using System.Diagnostics;
+using Distill.Core.Data;
+using Distill.Core.Preprocessing;
+using Spectre.Console;
+
+namespace Distill.Cli.Commands;
+
+/// <summary>Loads and preprocesses the dataset named by the settings, with a status line while it works.</summary>
+internal static class DatasetLoading
+{
+    public static PreparedDataset Load(DatasetSettings settings, string what)
+    {
+        if (settings.Threads is { } threads) TorchSharp.torch.set_num_threads(threads);
+        var watch = Stopwatch.StartNew();
+        PreparedDataset? prepared = null;
+        AnsiConsole.Status().Start($"Loading {Markup.Escape(settings.Data)}", status =>
+        {
+            var dataset = DatasetLoader.Load(settings.Data, settings.Format);
+            if (settings.MaxTrain is { } max)
+                dataset = dataset with { Train = dataset.Train.Take(max) };
+            status.Status($"Preprocessing {dataset.Train.Count} training images{(settings.Zca ? " (ZCA)" : "")}");
+            prepared = PreparedDataset.Prepare(dataset, new PreprocessingSpec(Standardize: true, settings.Zca, settings.ZcaRegularization));
+        });
+        var d = prepared!.Source.Train;
+        AnsiConsole.MarkupLine($"[bold]{what}[/] on [bold]{Markup.Escape(prepared.Name)}[/]: {d.Count} train / {prepared.Source.Test.Count} test images, " +
+            $"{d.Channels}x{d.Height}x{d.Width}, {d.ClassCount} classes; kernel {Markup.Escape(settings.KernelSpec().ToString())} " +
+            $"[grey](loaded in {watch.Elapsed.TotalSeconds:F1} s)[/]");
+        return prepared;
+    }
+}

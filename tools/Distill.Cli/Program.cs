@@ -1,0 +1,11 @@
+using Distill.Cli.Commands;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("distill");
+    config.AddCommand<KipCommand>("kip").WithDescription("Distill a dataset with Kernel Inducing Points (or Label Solve with --method ls).");
+    config.AddCommand<EvaluateCommand>("evaluate").WithDescription("KRR test accuracy of a distilled set (distilled.safetensors) on a dataset.");
+});
+return app.Run(args);
