@@ -57,7 +57,7 @@ parent="$(dirname "$repo")"
 binds=(--bind "$rootfs" / --ro-bind "$dotnet_root" "$dotnet_root"
        --bind "$nuget" "$nuget" --bind "$parent" "$parent"
        --ro-bind /etc/resolv.conf /etc/resolv.conf
-       --proc /proc --dev /dev --tmpfs /tmp)
+       --proc /proc --dev /dev --bind /tmp /tmp)
 # Extra data folders (benchmarks) live outside the repository's parent.
 for extra in ${DISTILL_SANDBOX_BIND:-}; do
   [ -e "$extra" ] && binds+=(--bind "$extra" "$extra")

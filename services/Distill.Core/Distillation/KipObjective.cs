@@ -60,40 +60,31 @@ public sealed class KipObjective
             throw new ArgumentException($"total_targets ({totalTargets}) is smaller than the shard ({targetImages.shape[0]})", nameof(totalTargets));
 
         using var scope = NewDisposeScope();
-        using var enableGrad = enable_grad();
-        var xs = supportImages.detach().requires_grad_(true);
-        var ns = xs.shape[0];
+        using var noGrad = no_grad();
+        var ns = supportImages.shape[0];
         var classes = supportLabels.shape[1];
         double scale = 1.0 / ((double)totalTargets * classes);
 
-        var kss = Kernel.ComputeSymmetric(xs);
-        var kts = Kernel.Compute(targetImages, xs);
+        using var kss = Kernel.ForwardSymmetric(supportImages);
+        using var kts = Kernel.Forward(targetImages, supportImages);
 
-        Tensor costTs, costSs, reduction, beta;
-        double loss;
-        SolveMethod method;
-        using (no_grad())
-        {
-            var kssValue = kss.detach();
-            var ridge = KernelRidgeRegression.Ridge(kssValue, Regularization).item<double>();
-            var (factor, factorMethod) = KernelRidgeRegression.Factor(kssValue, ridge);
-            method = factorMethod;
-            Tensor SolveA(Tensor rhs) => factor is not null
-                ? cholesky_solve(rhs, factor)
-                : linalg.solve(kssValue.add(eye(ns, dtype: kssValue.dtype).mul(ridge)), rhs);
+        var ridge = KernelRidgeRegression.Ridge(kss.Value, Regularization).item<double>();
+        var (factor, method) = KernelRidgeRegression.Factor(kss.Value, ridge);
+        Tensor SolveA(Tensor rhs) => factor is not null
+            ? cholesky_solve(rhs, factor)
+            : linalg.solve(kss.Value.add(eye(ns, dtype: kss.Value.dtype).mul(ridge)), rhs);
 
-            var alpha = SolveA(supportLabels);
-            var residual = kts.detach().matmul(alpha).sub_(targetLabels);
-            loss = residual.square().sum().item<double>() * 0.5 * scale;
-            reduction = kts.detach().t().matmul(residual);
-            beta = SolveA(reduction.mul(scale));
-            costTs = residual.mul(scale).matmul(alpha.t());
-            var ridgeGrad = beta.mul(alpha).sum().neg().mul(Regularization / ns);
-            costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kssValue.dtype).mul(ridgeGrad));
-        }
+        var alpha = SolveA(supportLabels);
+        var residual = kts.Value.matmul(alpha).sub_(targetLabels);
+        var loss = residual.square().sum().item<double>() * 0.5 * scale;
+        var reduction = kts.Value.t().matmul(residual);
+        var beta = SolveA(reduction.mul(scale));
+        var costTs = residual.mul(scale).matmul(alpha.t());
+        var ridgeGrad = beta.mul(alpha).sum().neg().mul(Regularization / ns);
+        var costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kss.Value.dtype).mul(ridgeGrad));
 
-        var gradient = autograd.grad([kts, kss], [xs], [costTs, costSs])[0];
-        var result = new KipShardResult
+        var gradient = kts.Backward(costTs, wantGrad1: false).Grad2!.add_(kss.Backward(costSs).Grad1!);
+        return new KipShardResult
         {
             Loss = loss,
             Reduction = reduction.MoveToOuterDisposeScope(),
@@ -101,7 +92,6 @@ public sealed class KipObjective
             LabelGradient = wantLabelGradient ? beta.MoveToOuterDisposeScope() : null,
             Method = method,
         };
-        return result;
     }
 
     private static void CheckShapes(Tensor xs, Tensor ys, Tensor xt, Tensor yt)

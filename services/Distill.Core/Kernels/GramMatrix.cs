@@ -42,13 +42,14 @@ public static class GramMatrix
         if (cotangent.dim() != 2 || cotangent.shape[0] != x1.shape[0] || cotangent.shape[1] != x2.shape[0])
             throw new ArgumentException($"cotangent must have shape [{x1.shape[0]},{x2.shape[0]}], got [{string.Join(",", cotangent.shape)}]");
         if (symmetric)
-            return (SymmetricVjp(kernel, x1, cotangent), null);
+        {
+            using var forward = kernel.ForwardSymmetric(x1);
+            return (forward.Backward(cotangent).Grad1, null);
+        }
         if (!wantGrad1 && !wantGrad2)
             return (null, null);
 
         using var scope = NewDisposeScope();
-        using var enableGrad = enable_grad();
-        var leaf2 = x2.detach().requires_grad_(wantGrad2);
         var grad1 = wantGrad1 ? zeros_like(x1) : null;
         var grad2 = wantGrad2 ? zeros_like(x2) : null;
         var n1 = x1.shape[0];
@@ -56,28 +57,14 @@ public static class GramMatrix
         {
             using var blockScope = NewDisposeScope();
             var length = Math.Min(blockRows, n1 - start);
-            var leaf1 = x1.narrow(0, start, length).detach().requires_grad_(wantGrad1);
-            var block = kernel.Compute(leaf1, leaf2);
-            var inputs = new List<Tensor>();
-            if (wantGrad1) inputs.Add(leaf1);
-            if (wantGrad2) inputs.Add(leaf2);
-            var grads = autograd.grad([block], inputs, [cotangent.narrow(0, start, length)]);
-            int next = 0;
-            if (wantGrad1) grad1!.narrow(0, start, length).copy_(grads[next++]);
-            if (wantGrad2) grad2!.add_(grads[next]);
+            using var forward = kernel.Forward(x1.narrow(0, start, length), x2);
+            var (g1, g2) = forward.Backward(cotangent.narrow(0, start, length), wantGrad1, wantGrad2);
+            if (g1 is not null) grad1!.narrow(0, start, length).copy_(g1);
+            if (g2 is not null) grad2!.add_(g2);
         }
         grad1?.MoveToOuterDisposeScope();
         grad2?.MoveToOuterDisposeScope();
         return (grad1, grad2);
-    }
-
-    private static Tensor SymmetricVjp(IKernel kernel, Tensor x, Tensor cotangent)
-    {
-        using var scope = NewDisposeScope();
-        using var enableGrad = enable_grad();
-        var leaf = x.detach().requires_grad_(true);
-        var gram = kernel.ComputeSymmetric(leaf);
-        return autograd.grad([gram], [leaf], [cotangent])[0].MoveToOuterDisposeScope();
     }
 
     private static void CheckBlockRows(int blockRows)

@@ -73,7 +73,8 @@ public static class LocalRun
             throw;
         }
 
-        if (options.Method == DistillationMethod.Kip) Checkpoint();
+        if (options.Method == DistillationMethod.Kip && (options.CheckpointEvery == 0 || distiller.Step % options.CheckpointEvery != 0 || stepsThisSession == 0))
+            Checkpoint();
         var final = distiller.Evaluate();
         if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
         {

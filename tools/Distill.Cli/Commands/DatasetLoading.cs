@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Distill.Core.Data;
 using Distill.Core.Preprocessing;
+using Distill.Core.Runtime;
 using Spectre.Console;
 
 namespace Distill.Cli.Commands;
@@ -10,7 +11,7 @@ internal static class DatasetLoading
 {
     public static PreparedDataset Load(DatasetSettings settings, string what)
     {
-        if (settings.Threads is { } threads) TorchSharp.torch.set_num_threads(threads);
+        TorchRuntime.Configure(settings.Threads);
         var watch = Stopwatch.StartNew();
         PreparedDataset? prepared = null;
         AnsiConsole.Status().Start($"Loading {Markup.Escape(settings.Data)}", status =>
