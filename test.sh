@@ -20,9 +20,19 @@ while [ $# -gt 0 ]; do
 done
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export DISTILL_SANDBOX_BIND="${DISTILL_DATA:-}"
 deploy/sandbox/sandbox.sh --setup
 dotnet build Distill.Grpc.sln -c Release -nologo -v quiet
 
 args=(test Distill.Grpc.sln -c Release --no-build -nologo --logger "console;verbosity=normal")
 [ -n "$filter" ] && args+=(--filter "$filter")
-deploy/sandbox/sandbox.sh dotnet "${args[@]}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+deploy/sandbox/sandbox.sh dotnet "${args[@]}" 2>&1 | tee "$log" || status=$?
+
+# One closing line over all test projects, in the plain form CI reads.
+awk '/(Passed|Failed)! +- +Failed: +[0-9]+, +Passed: +[0-9]+, +Skipped: +[0-9]+/ {
+       gsub(",", ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

@@ -36,7 +36,7 @@ public static class GramMatrix
     public static (Tensor? Grad1, Tensor? Grad2) VectorJacobianProduct(
         IKernel kernel, Tensor x1, Tensor x2, Tensor cotangent,
         bool wantGrad1 = true, bool wantGrad2 = true, bool symmetric = false,
-        int blockRows = DefaultBlockRows)
+        int blockRows = DefaultBlockRows, CancellationToken cancellation = default)
     {
         CheckBlockRows(blockRows);
         if (cotangent.dim() != 2 || cotangent.shape[0] != x1.shape[0] || cotangent.shape[1] != x2.shape[0])
@@ -55,6 +55,7 @@ public static class GramMatrix
         var n1 = x1.shape[0];
         for (long start = 0; start < n1; start += blockRows)
         {
+            cancellation.ThrowIfCancellationRequested();
             using var blockScope = NewDisposeScope();
             var length = Math.Min(blockRows, n1 - start);
             using var forward = kernel.Forward(x1.narrow(0, start, length), x2);

@@ -4,6 +4,7 @@ using System.Globalization;
 using Distill.Core.Distillation;
 using Distill.Core.Kernels;
 using Distill.Core.Runtime;
+using Distill.Core.Runs;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
@@ -74,8 +75,9 @@ public sealed class StepBenchmarkCommand : Command<StepBenchmarkSettings>
         var median = times[times.Count / 2];
         AnsiConsole.MarkupLine($"KIP step, n_s={settings.Support}, n_t={settings.Targets}, d={settings.Features}, {get_num_threads()} threads: " +
             $"median [bold]{median:F1} ms[/], mean {times.Average():F1} ms");
+        var seconds = times.Sum() / 1000;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"result support={settings.Support} targets={settings.Targets} features={settings.Features} threads={get_num_threads()} median_ms={median:F2} mean_ms={times.Average():F2}"));
+            $"result support={settings.Support} targets={settings.Targets} features={settings.Features} threads={get_num_threads()} steps={settings.Steps} seconds={seconds:F3} steps_per_second={settings.Steps / seconds:F2} median_ms={median:F2} mean_ms={times.Average():F2} peak_rss_mb={LocalRun.PeakResidentMegabytes():F0}"));
         return 0;
     }
 }

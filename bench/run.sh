@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs one named benchmark case and prints, as its last line, space-separated key=value
+# pairs: case=... test_accuracy=... steps=... seconds=... steps_per_second=... peak_rss_mb=...
+#
+#   bench/run.sh --list
+#   bench/run.sh CASE            data from $DISTILL_DATA (default: ../shared/datasets)
+#
+# A case whose dataset is absent prints why and exits 0 with skipped=true.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+data="${DISTILL_DATA:-$repo/../shared/datasets}"
+data="$(cd "$data" 2>/dev/null && pwd || echo "$data")"
+
+# name | dataset | CLI arguments | accuracy the case must reach
+cases=(
+  "mnist-fc-1ipc|mnist|--ipc 1 --steps 300|0.85"
+  "mnist-fc-10ipc|mnist|--ipc 10 --steps 1000|0.95"
+  "cifar10-fc-1ipc|cifar10|--ipc 1 --steps 1000|0.39"
+  "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
+  "step-fc-10|none|step-benchmark --support 10 --steps 200|"
+  "step-fc-100|none|step-benchmark --support 100 --steps 200|"
+)
+
+if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
+  for c in "${cases[@]}"; do IFS='|' read -r name dataset _ target <<<"$c"; echo "$name  (dataset: $dataset${target:+, target accuracy $target})"; done
+  [ $# -eq 0 ] && exit 2 || exit 0
+fi
+
+name="$1"; spec=""
+for c in "${cases[@]}"; do [ "${c%%|*}" = "$name" ] && spec="$c"; done
+[ -n "$spec" ] || { echo "bench/run.sh: unknown case '$name' (see --list)" >&2; exit 2; }
+IFS='|' read -r _ dataset arguments target <<<"$spec"
+
+case "$dataset" in
+  mnist)
+    dir="$data/mnist"
+    [ -e "$dir/train-images-idx3-ubyte.gz" ] || [ -e "$dir/train-images-idx3-ubyte" ] \
+      || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; } ;;
+  cifar10)
+    dir="$repo/.cache/datasets/cifar10-jpeg"
+    if [ ! -d "$dir/train" ]; then
+      [ -f "$data/cifar10-jpeg.tar.gz" ] || { echo "cifar10-jpeg.tar.gz not found under $data; skipping"; echo "case=$name skipped=true"; exit 0; }
+      echo "unpacking CIFAR-10 (once) into $repo/.cache/datasets"
+      mkdir -p "$repo/.cache/datasets"
+      tar xzf "$data/cifar10-jpeg.tar.gz" -C "$repo/.cache/datasets"
+    fi ;;
+esac
+
+cd "$repo"
+dotnet build tools/Distill.Cli -c Release -nologo -v quiet >/dev/null
+cli=(deploy/sandbox/sandbox.sh dotnet tools/Distill.Cli/bin/Release/net10.0/distill.dll)
+export DISTILL_SANDBOX_BIND="$data"
+log="$repo/.cache/bench/$name.log"
+mkdir -p "$(dirname "$log")"
+
+if [ "$dataset" = none ]; then
+  # shellcheck disable=SC2086
+  "${cli[@]}" $arguments | tee "$log"
+else
+  out="$repo/.cache/bench/$name"
+  rm -rf "$out"
+  # shellcheck disable=SC2086
+  "${cli[@]}" kip --data "$dir" $arguments --kernel ntk --depth 1 --target-batch 5000 \
+    --eval-every 100 --checkpoint-every 100 --out "$out" | tee "$log"
+fi
+
+result="$(grep '^result ' "$log" | tail -n 1 | sed 's/^result //')"
+[ -n "$result" ] || { echo "bench/run.sh: the run printed no result line (log: $log)" >&2; exit 1; }
+line="case=$name $result"
+if [ -n "$target" ]; then
+  accuracy="$(sed -n 's/.*test_accuracy=\([0-9.]*\).*/\1/p' <<<"$result")"
+  pass="$(awk -v a="$accuracy" -v t="$target" 'BEGIN { print (a >= t) ? "true" : "false" }')"
+  line="$line target=$target pass=$pass"
+fi
+echo "$line"

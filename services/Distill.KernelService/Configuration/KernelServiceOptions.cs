@@ -1,0 +1,22 @@
+namespace Distill.KernelService.Configuration;
+
+/// <summary>Settings of the "KernelService" configuration section (appsettings, environment KernelService__X, or --KernelService:X).</summary>
+public sealed class KernelServiceOptions
+{
+    public const string Section = "KernelService";
+
+    /// <summary>Folder that RegisterDataset paths are resolved under; empty disables path registration.</summary>
+    public string? DataRoot { get; set; }
+
+    /// <summary>Largest number of kernel entries (n1 x n2) or inline tensor elements one request may involve.</summary>
+    public long MaxElementsPerRequest { get; set; } = 200_000_000;
+
+    /// <summary>Compute requests served at once; more are refused with RESOURCE_EXHAUSTED.</summary>
+    public int MaxConcurrentRequests { get; set; } = 4;
+
+    /// <summary>Total float64 elements all registered datasets may hold.</summary>
+    public long MaxDatasetElements { get; set; } = 1_000_000_000;
+
+    /// <summary>TorchSharp intra-op threads; null uses every core.</summary>
+    public int? Threads { get; set; }
+}

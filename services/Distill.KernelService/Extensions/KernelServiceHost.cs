@@ -1,0 +1,36 @@
+using Distill.Core.Runtime;
+using Distill.KernelService.Configuration;
+using Distill.KernelService.Datasets;
+using Distill.KernelService.Grpc;
+using Distill.KernelService.Telemetry;
+using Distill.ServiceDefaults;
+
+namespace Distill.KernelService.Extensions;
+
+/// <summary>Builds the kernel service host; tests build the same host on a loopback port.</summary>
+public static class KernelServiceHost
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        builder.AddServiceDefaults("distill-kernel", [KernelServiceMetrics.MeterName],
+            grpc => grpc.Interceptors.Add<ComputeGateInterceptor>());
+        builder.AddKernelService();
+
+        var app = builder.Build();
+        TorchRuntime.Configure(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<KernelServiceOptions>>().Value.Threads);
+        app.MapServiceDefaults();
+        app.MapGrpcService<KernelGrpcService>();
+        return app;
+    }
+
+    public static WebApplicationBuilder AddKernelService(this WebApplicationBuilder builder)
+    {
+        builder.Services.Configure<KernelServiceOptions>(builder.Configuration.GetSection(KernelServiceOptions.Section));
+        builder.Services.AddSingleton<KernelServiceMetrics>();
+        builder.Services.AddSingleton<DatasetRegistry>();
+        builder.Services.AddSingleton<RequestReader>();
+        return builder;
+    }
+}

@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using Distill.KernelService.Configuration;
+using Distill.KernelService.Telemetry;
+using Distill.ServiceDefaults;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace Distill.KernelService.Grpc;
+
+/// <summary>
+/// Admits at most KernelService:MaxConcurrentRequests compute calls at once, refusing the
+/// rest at once with RESOURCE_EXHAUSTED (clients retry or go to another replica rather than
+/// queue behind work they cannot see), and records each call's latency and status.
+/// </summary>
+public sealed class ComputeGateInterceptor : CallInterceptor
+{
+    private static readonly HashSet<string> ComputeMethods =
+        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "KipShardStep", "UploadDataset", "RegisterDataset"];
+
+    private readonly SemaphoreSlim _slots;
+    private readonly KernelServiceMetrics _metrics;
+    private readonly int _limit;
+
+    public ComputeGateInterceptor(IOptions<KernelServiceOptions> options, KernelServiceMetrics metrics)
+    {
+        _limit = Math.Max(1, options.Value.MaxConcurrentRequests);
+        _slots = new SemaphoreSlim(_limit, _limit);
+        _metrics = metrics;
+    }
+
+    protected override async Task<T> Around<T>(ServerCallContext context, Func<Task<T>> call)
+    {
+        var method = context.Method[(context.Method.LastIndexOf('/') + 1)..];
+        var watch = Stopwatch.StartNew();
+        var status = "OK";
+        var gated = ComputeMethods.Contains(method);
+        try
+        {
+            if (gated && !_slots.Wait(0))
+                throw new ResourceLimitException($"the server is busy: {_limit} compute calls are already running (KernelService:MaxConcurrentRequests); retry later or use another replica");
+            try
+            {
+                return await call();
+            }
+            finally
+            {
+                if (gated) _slots.Release();
+            }
+        }
+        catch (Exception e)
+        {
+            status = e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name;
+            throw;
+        }
+        finally
+        {
+            _metrics.Completed(method, status, watch.Elapsed);
+        }
+    }
+}

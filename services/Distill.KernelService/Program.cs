@@ -1,0 +1,4 @@
+using Distill.KernelService.Extensions;
+
+var app = KernelServiceHost.Build(args);
+app.Run();

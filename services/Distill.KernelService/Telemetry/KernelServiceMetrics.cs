@@ -1,0 +1,31 @@
+using System.Diagnostics.Metrics;
+
+namespace Distill.KernelService.Telemetry;
+
+/// <summary>OpenTelemetry-compatible instruments: requests, kernel entries computed and latency, per method.</summary>
+public sealed class KernelServiceMetrics
+{
+    public const string MeterName = "Distill.KernelService";
+
+    private readonly Counter<long> _requests;
+    private readonly Counter<long> _elements;
+    private readonly Histogram<double> _latency;
+
+    public KernelServiceMetrics(IMeterFactory meters)
+    {
+        var meter = meters.Create(MeterName);
+        _requests = meter.CreateCounter<long>("distill.kernel.requests", description: "Kernel service calls, by method and status");
+        _elements = meter.CreateCounter<long>("distill.kernel.elements", description: "Kernel matrix entries computed, by method");
+        _latency = meter.CreateHistogram<double>("distill.kernel.duration", unit: "s", description: "Call latency, by method");
+    }
+
+    public void Completed(string method, string status, TimeSpan elapsed)
+    {
+        var methodTag = new KeyValuePair<string, object?>("method", method);
+        _requests.Add(1, methodTag, new KeyValuePair<string, object?>("status", status));
+        _latency.Record(elapsed.TotalSeconds, methodTag);
+    }
+
+    public void Computed(string method, long elements) =>
+        _elements.Add(elements, new KeyValuePair<string, object?>("method", method));
+}

@@ -1,0 +1,27 @@
+using System.Security.Cryptography;
+using System.Text;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace Distill.ServiceDefaults;
+
+/// <summary>With Server:ApiKey configured, refuses calls without it (UNAUTHENTICATED); health checks stay open.</summary>
+public sealed class ApiKeyInterceptor(IOptions<ServerOptions> options) : CallInterceptor
+{
+    protected override Task<T> Around<T>(ServerCallContext context, Func<Task<T>> call)
+    {
+        var key = options.Value.ApiKey;
+        if (string.IsNullOrEmpty(key) || IsHealthCheck(context) || Presented(context.RequestHeaders, key))
+            return call();
+        throw new RpcException(new Status(StatusCode.Unauthenticated, "missing or wrong credentials: send 'authorization: Bearer <key>' or 'x-api-key: <key>'"));
+    }
+
+    private static bool Presented(Metadata headers, string key)
+    {
+        var expected = Encoding.UTF8.GetBytes(key);
+        bool Matches(string? value) => value is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(value), expected);
+        var bearer = headers.GetValue("authorization");
+        return Matches(headers.GetValue("x-api-key"))
+            || (bearer is not null && bearer.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && Matches(bearer[7..].Trim()));
+    }
+}
