@@ -29,6 +29,8 @@ public static class KernelServiceHost
     {
         builder.Services.Configure<KernelServiceOptions>(builder.Configuration.GetSection(KernelServiceOptions.Section));
         builder.Services.AddSingleton<KernelServiceMetrics>();
+        // gRPC activates interceptors per call unless DI holds one: the gate's slots must be shared.
+        builder.Services.AddSingleton<ComputeGateInterceptor>();
         builder.Services.AddSingleton<DatasetRegistry>();
         builder.Services.AddSingleton<RequestReader>();
         return builder;

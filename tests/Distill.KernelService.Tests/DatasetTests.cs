@@ -1,0 +1,115 @@
+using System.IO.Compression;
+using Distill.Protos.Kernel.V1;
+using Grpc.Core;
+using static Distill.KernelService.Tests.Messages;
+
+namespace Distill.KernelService.Tests;
+
+public sealed class DatasetTests : IDisposable
+{
+    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("distill-data-root-");
+
+    [Fact]
+    public async Task RegisterDataset_IdxFolderUnderDataRoot_IsListedAndDroppable()
+    {
+        WriteTinyIdx(Path.Combine(_root.FullName, "tiny"));
+        await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:DataRoot"] = _root.FullName });
+
+        var info = await server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "tiny", Preprocessing = new Preprocessing { Standardize = true } });
+
+        Assert.Equal("tiny", info.Name);
+        Assert.Equal(20, info.TrainCount);
+        Assert.Equal(10, info.TestCount);
+        Assert.Equal(16, info.FeatureCount);
+        Assert.Equal(new long[] { 1, 4, 4 }, info.ImageShape);
+        var listed = await server.Client.ListDatasetsAsync(new ListDatasetsRequest());
+        Assert.Contains(listed.Datasets, d => d.DatasetId == info.DatasetId);
+
+        await server.Client.DropDatasetAsync(new DropDatasetRequest { DatasetId = info.DatasetId });
+        Assert.Empty((await server.Client.ListDatasetsAsync(new ListDatasetsRequest())).Datasets);
+        var again = await Assert.ThrowsAsync<RpcException>(() => server.Client.DropDatasetAsync(new DropDatasetRequest { DatasetId = info.DatasetId }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, again.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("../outside")]
+    [InlineData("/etc")]
+    public async Task RegisterDataset_PathOutsideDataRoot_IsRefused(string path)
+    {
+        await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:DataRoot"] = _root.FullName });
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = path }).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        Assert.Contains("outside the server's data root", error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task RegisterDataset_SymlinkLeadingOutside_IsRefused()
+    {
+        var outside = Directory.CreateTempSubdirectory("distill-outside-");
+        try
+        {
+            Directory.CreateSymbolicLink(Path.Combine(_root.FullName, "link"), outside.FullName);
+            await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:DataRoot"] = _root.FullName });
+            var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "link" }).ResponseAsync);
+            Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        }
+        finally
+        {
+            outside.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task RegisterDataset_MissingFolderOrNoDataRoot_SaysWhy()
+    {
+        await using (var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:DataRoot"] = _root.FullName }))
+        {
+            var missing = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "nothing" }).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        }
+        await using (var server = await LoopbackKernelServer.StartAsync())
+        {
+            var disabled = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "tiny" }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, disabled.StatusCode);
+            Assert.Contains("DataRoot", disabled.Status.Detail);
+        }
+    }
+
+    [Fact]
+    public async Task UploadDataset_InChunks_KeepsRowsAndLabelsInOrder()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var train = Random(50, 6, 1);
+        var info = await UploadAsync(server.Client, train, Random(7, 6, 2), classes: 5, chunkRows: 8);
+        Assert.Equal(50, info.TrainCount);
+        Assert.Equal(7, info.TestCount);
+        Assert.Equal(5, info.ClassCount);
+
+        // Rows 40..49 through the service equal the rows sent.
+        using var call = server.Client.ComputeGram(new GramRequest { X1 = Rows(info.DatasetId, 40, 10), X2 = Inline(train.narrow(0, 40, 10)), Kernel = new KernelSpec { Depth = 0 } });
+        var gram = (await call.ResponseStream.ReadAllAsync().FirstAsync()).Block.ToTorch();
+        var direct = new Core.Kernels.FullyConnectedKernel(new Core.Kernels.KernelSpec(Depth: 0)).Compute(train.narrow(0, 40, 10), train.narrow(0, 40, 10));
+        Core.Tests.TensorAssert.Close(direct, gram, 1e-12, "rows");
+    }
+
+    private static void WriteTinyIdx(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        void Write(string name, byte[] header, byte[] body)
+        {
+            using var file = File.Create(Path.Combine(directory, name));
+            using var gzip = new GZipStream(file, CompressionLevel.Fastest);
+            gzip.Write(header);
+            gzip.Write(body);
+        }
+        byte[] Header(int magic, params int[] dims) =>
+            new[] { magic }.Concat(dims).SelectMany(v => BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v))).ToArray();
+        foreach (var (prefix, n) in new[] { ("train", 20), ("t10k", 10) })
+        {
+            Write($"{prefix}-images-idx3-ubyte.gz", Header(0x803, n, 4, 4), Enumerable.Range(0, n * 16).Select(i => (byte)(i * 7 % 256)).ToArray());
+            Write($"{prefix}-labels-idx1-ubyte.gz", Header(0x801, n), Enumerable.Range(0, n).Select(i => (byte)(i % 10)).ToArray());
+        }
+    }
+
+    public void Dispose() => _root.Delete(recursive: true);
+}
