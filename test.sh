@@ -32,7 +32,6 @@ status=0
 deploy/sandbox/sandbox.sh dotnet "${args[@]}" 2>&1 | tee "$log" || status=$?
 
 # One closing line over all test projects, in the plain form CI reads.
-awk '/(Passed|Failed)! +- +Failed: +[0-9]+, +Passed: +[0-9]+, +Skipped: +[0-9]+/ {
-       gsub(",", ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
-     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+awk '/^ *(Passed|Failed|Skipped): +[0-9]+ *$/ { count[$1] += $2 }
+     END { printf "%d passed, %d failed, %d skipped\n", count["Passed:"], count["Failed:"], count["Skipped:"] }' "$log"
 exit "$status"

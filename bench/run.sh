@@ -19,6 +19,7 @@ cases=(
   "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
+  "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
@@ -53,7 +54,19 @@ export DISTILL_SANDBOX_BIND="$data"
 log="$repo/.cache/bench/$name.log"
 mkdir -p "$(dirname "$log")"
 
-if [ "$dataset" = none ]; then
+if [ "$dataset" = service ]; then
+  dir="$data/mnist"
+  [ -e "$dir/train-images-idx3-ubyte.gz" ] || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; }
+  dotnet build services/Distill.KernelService -c Release -nologo -v quiet >/dev/null
+  port="${DISTILL_BENCH_PORT:-5071}"
+  deploy/sandbox/sandbox.sh dotnet services/Distill.KernelService/bin/Release/net10.0/Distill.KernelService.dll \
+    --urls "http://127.0.0.1:$port" --KernelService:DataRoot="$data" >"$repo/.cache/bench/$name.server.log" 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+  # shellcheck disable=SC2086
+  "${cli[@]}" kernel-benchmark --data "$dir" --address "http://127.0.0.1:$port" --remote-path mnist $arguments | tee "$log"
+elif [ "$dataset" = none ]; then
   # shellcheck disable=SC2086
   "${cli[@]}" $arguments | tee "$log"
 else

@@ -48,10 +48,15 @@ public static class TensorMessages
         Tensor result = message.Dtype == DType.Float32
             ? tensor(MemoryMarshal.Cast<byte, float>(message.Data.Span).ToArray(), shape).to_type(ScalarType.Float64)
             : tensor(MemoryMarshal.Cast<byte, double>(message.Data.Span).ToArray(), shape, dtype: ScalarType.Float64);
-        if (!allowNonFinite && count > 0 && !result.isfinite().all().item<bool>())
+        if (!allowNonFinite && count > 0)
         {
-            result.Dispose();
-            throw new ArgumentException($"{field}.data: contains NaN or infinite values", field);
+            bool finite;
+            using (NewDisposeScope()) finite = result.isfinite().all().item<bool>();
+            if (!finite)
+            {
+                result.Dispose();
+                throw new ArgumentException($"{field}.data: contains NaN or infinite values", field);
+            }
         }
         return result;
     }

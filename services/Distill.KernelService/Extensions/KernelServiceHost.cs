@@ -33,6 +33,11 @@ public static class KernelServiceHost
         builder.Services.AddSingleton<ComputeGateInterceptor>();
         builder.Services.AddSingleton<DatasetRegistry>();
         builder.Services.AddSingleton<RequestReader>();
+        builder.Services.AddSingleton(services =>
+        {
+            var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<KernelServiceOptions>>().Value;
+            return new TensorThreadPool(Math.Max(1, options.MaxConcurrentRequests), options.Threads, "kernel");
+        });
         return builder;
     }
 }

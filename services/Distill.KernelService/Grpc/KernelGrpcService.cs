@@ -3,6 +3,7 @@ using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
+using Distill.Core.Runtime;
 using Distill.KernelService.Datasets;
 using Distill.KernelService.Telemetry;
 using Distill.Protos.Conversions;
@@ -25,6 +26,7 @@ public sealed class KernelGrpcService(
     DatasetRegistry datasets,
     RequestReader reader,
     KernelServiceMetrics metrics,
+    TensorThreadPool compute,
     IOptions<ServerOptions> server,
     IOptions<Configuration.KernelServiceOptions> options) : Protos.Kernel.V1.KernelService.KernelServiceBase
 {
@@ -90,8 +92,9 @@ public sealed class KernelGrpcService(
             (Tensor, int[]) Joined(Split split) => (parts[split].Features.Count == 0
                 ? zeros(0, header.FeatureCount, dtype: ScalarType.Float64)
                 : cat(parts[split].Features, 0), parts[split].Labels.ToArray());
-            var dataset = datasets.RegisterUploaded(header.Name, header.ClassCount, Joined(Split.Train), Joined(Split.Test));
-            return dataset.ToInfo();
+            var name = header.Name;
+            var classes = header.ClassCount;
+            return await compute.RunAsync(() => datasets.RegisterUploaded(name, classes, Joined(Split.Train), Joined(Split.Test)).ToInfo());
         }
         finally
         {
@@ -103,7 +106,7 @@ public sealed class KernelGrpcService(
     public override Task<DatasetInfo> RegisterDataset(RegisterDatasetRequest request, ServerCallContext context)
     {
         var preprocessing = RequestReader.Preprocessing(request.Preprocessing);
-        return Task.FromResult(datasets.RegisterFromPath(request.Path, request.Format, preprocessing).ToInfo());
+        return compute.RunAsync(() => datasets.RegisterFromPath(request.Path, request.Format, preprocessing).ToInfo(), context.CancellationToken);
     }
 
     public override Task<ListDatasetsResponse> ListDatasets(ListDatasetsRequest request, ServerCallContext context)
@@ -122,139 +125,166 @@ public sealed class KernelGrpcService(
     {
         var kernel = RequestReader.Kernel(request.Kernel).Create();
         var dtype = request.Dtype == DType.Float32 ? DType.Float32 : DType.Float64;
-        using var scope = NewDisposeScope();
-        var (x1, _) = reader.Operand(request.X1, "x1");
-        var (x2, _) = reader.Operand(request.X2, "x2");
-        RequestReader.SameFeatures(x1, "x1", x2, "x2");
-        long n1 = x1.shape[0], n2 = x2.shape[0];
-        reader.CheckElements(n1 * n2, "x1 x x2");
-        long rowBytes = Math.Max(1, n2) * TensorMessages.ElementSize(dtype);
-        long blockRows = (long)(server.Value.MaxMessageBytes * 0.9 - 1024) / rowBytes;
-        if (blockRows < 1)
-            throw new ResourceLimitException($"x2: one row of {n2} entries ({rowBytes} bytes) does not fit in the server's {server.Value.MaxMessageBytes}-byte message limit");
-
-        for (long start = 0; start < n1; start += blockRows)
+        var (x1, x2) = await compute.RunAsync(() =>
         {
-            context.CancellationToken.ThrowIfCancellationRequested();
-            var length = Math.Min(blockRows, n1 - start);
-            GramBlock block;
-            using (var blockScope = NewDisposeScope())
+            using var scope = NewDisposeScope();
+            var (a, _) = reader.Operand(request.X1, "x1");
+            var (b, _) = reader.Operand(request.X2, "x2");
+            RequestReader.SameFeatures(a, "x1", b, "x2");
+            reader.CheckElements(a.shape[0] * b.shape[0], "x1 x x2");
+            return (a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());
+        }, context.CancellationToken);
+        try
+        {
+            long n1 = x1.shape[0], n2 = x2.shape[0];
+            long rowBytes = Math.Max(1, n2) * TensorMessages.ElementSize(dtype);
+            long blockRows = (long)(server.Value.MaxMessageBytes * 0.9 - 1024) / rowBytes;
+            if (blockRows < 1)
+                throw new ResourceLimitException($"x2: one row of {n2} entries ({rowBytes} bytes) does not fit in the server's {server.Value.MaxMessageBytes}-byte message limit");
+
+            for (long start = 0; start < n1; start += blockRows)
             {
-                var values = GramMatrix.Compute(kernel, x1.narrow(0, start, length), x2, (int)Math.Min(int.MaxValue, length));
-                block = new GramBlock { RowStart = start, TotalRows = n1, Block = values.ToMessage(dtype) };
+                context.CancellationToken.ThrowIfCancellationRequested();
+                var rowStart = start;
+                var length = Math.Min(blockRows, n1 - start);
+                var block = await compute.RunAsync(() =>
+                {
+                    using var blockScope = NewDisposeScope();
+                    var values = kernel.Compute(x1.narrow(0, rowStart, length), x2);
+                    return new GramBlock { RowStart = rowStart, TotalRows = n1, Block = values.ToMessage(dtype) };
+                }, context.CancellationToken);
+                metrics.Computed(nameof(ComputeGram), length * n2);
+                await responseStream.WriteAsync(block, context.CancellationToken);
             }
-            metrics.Computed(nameof(ComputeGram), length * n2);
-            await responseStream.WriteAsync(block, context.CancellationToken);
+        }
+        finally
+        {
+            x1.Dispose();
+            x2.Dispose();
         }
     }
 
     public override Task<VjpResponse> VectorJacobianProduct(VjpRequest request, ServerCallContext context)
     {
-        var kernel = RequestReader.Kernel(request.Kernel).Create();
-        using var scope = NewDisposeScope();
-        var (x1, split1) = reader.Operand(request.X1, "x1");
-        if (request.WantX1 && split1 is not null)
-            throw new ArgumentException("want_x1: x1 names dataset rows; only inline operands have gradients", "want_x1");
-        var response = new VjpResponse();
-        if (request.Symmetric)
+        return compute.RunAsync(() =>
         {
-            if (request.X2 is not null && request.X2.SourceCase != Operand.SourceOneofCase.None)
-                throw new ArgumentException("x2: leave empty for a symmetric product (x2 = x1)", "x2");
-            var cotangent = Cotangent(request.Cotangent, x1.shape[0], x1.shape[0]);
-            var (grad, _) = GramMatrix.VectorJacobianProduct(kernel, x1, x1, cotangent, symmetric: true);
-            response.GradX1 = grad!.ToMessage();
-            metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x1.shape[0]);
-            return Task.FromResult(response);
-        }
+            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            using var scope = NewDisposeScope();
+            var (x1, split1) = reader.Operand(request.X1, "x1");
+            if (request.WantX1 && split1 is not null)
+                throw new ArgumentException("want_x1: x1 names dataset rows; only inline operands have gradients", "want_x1");
+            var response = new VjpResponse();
+            if (request.Symmetric)
+            {
+                if (request.X2 is not null && request.X2.SourceCase != Operand.SourceOneofCase.None)
+                    throw new ArgumentException("x2: leave empty for a symmetric product (x2 = x1)", "x2");
+                var cotangent = Cotangent(request.Cotangent, x1.shape[0], x1.shape[0]);
+                var (grad, _) = GramMatrix.VectorJacobianProduct(kernel, x1, x1, cotangent, symmetric: true);
+                response.GradX1 = grad!.ToMessage();
+                metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x1.shape[0]);
+                return response;
+            }
 
-        var (x2, split2) = reader.Operand(request.X2, "x2");
-        if (request.WantX2 && split2 is not null)
-            throw new ArgumentException("want_x2: x2 names dataset rows; only inline operands have gradients", "want_x2");
-        RequestReader.SameFeatures(x1, "x1", x2, "x2");
-        reader.CheckElements(x1.shape[0] * x2.shape[0], "x1 x x2");
-        var cot = Cotangent(request.Cotangent, x1.shape[0], x2.shape[0]);
-        var (g1, g2) = GramMatrix.VectorJacobianProduct(kernel, x1, x2, cot, request.WantX1, request.WantX2,
-            cancellation: context.CancellationToken);
-        if (g1 is not null) response.GradX1 = g1.ToMessage();
-        if (g2 is not null) response.GradX2 = g2.ToMessage();
-        metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x2.shape[0]);
-        return Task.FromResult(response);
+            var (x2, split2) = reader.Operand(request.X2, "x2");
+            if (request.WantX2 && split2 is not null)
+                throw new ArgumentException("want_x2: x2 names dataset rows; only inline operands have gradients", "want_x2");
+            RequestReader.SameFeatures(x1, "x1", x2, "x2");
+            reader.CheckElements(x1.shape[0] * x2.shape[0], "x1 x x2");
+            var cot = Cotangent(request.Cotangent, x1.shape[0], x2.shape[0]);
+            var (g1, g2) = GramMatrix.VectorJacobianProduct(kernel, x1, x2, cot, request.WantX1, request.WantX2,
+                cancellation: context.CancellationToken);
+            if (g1 is not null) response.GradX1 = g1.ToMessage();
+            if (g2 is not null) response.GradX2 = g2.ToMessage();
+            metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x2.shape[0]);
+            return response;
+        }, context.CancellationToken);
     }
 
     public override Task<KrrResponse> SolveKrr(KrrRequest request, ServerCallContext context)
     {
-        var kernel = RequestReader.Kernel(request.Kernel).Create();
-        var regularization = RequestReader.Regularization(request.Regularization);
-        using var scope = NewDisposeScope();
-        var (support, _) = reader.Operand(request.Support, "support");
-        var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], classCount: null);
-        reader.CheckElements(support.shape[0] * support.shape[0], "support x support");
-        var gram = kernel.ComputeSymmetric(support);
-        var ridge = KernelRidgeRegression.Ridge(gram, regularization).item<double>();
-        var (alpha, method) = KernelRidgeRegression.Solve(gram, ridge, labels);
-        var response = new KrrResponse { Alpha = alpha.ToMessage(), Ridge = ridge, SolveMethod = method.ToString() };
-        if (request.Query is not null && request.Query.SourceCase != Operand.SourceOneofCase.None)
+        return compute.RunAsync(() =>
         {
-            var (query, _) = reader.Operand(request.Query, "query");
-            RequestReader.SameFeatures(support, "support", query, "query");
-            reader.CheckElements(query.shape[0] * support.shape[0], "query x support");
-            response.Predictions = GramMatrix.Compute(kernel, query, support).matmul(alpha).ToMessage();
-            metrics.Computed(nameof(SolveKrr), query.shape[0] * support.shape[0]);
-        }
-        metrics.Computed(nameof(SolveKrr), support.shape[0] * support.shape[0]);
-        return Task.FromResult(response);
+            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var regularization = RequestReader.Regularization(request.Regularization);
+            using var scope = NewDisposeScope();
+            var (support, _) = reader.Operand(request.Support, "support");
+            var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], classCount: null);
+            reader.CheckElements(support.shape[0] * support.shape[0], "support x support");
+            var gram = kernel.ComputeSymmetric(support);
+            var ridge = KernelRidgeRegression.Ridge(gram, regularization).item<double>();
+            var (alpha, method) = KernelRidgeRegression.Solve(gram, ridge, labels);
+            var response = new KrrResponse { Alpha = alpha.ToMessage(), Ridge = ridge, SolveMethod = method.ToString() };
+            if (request.Query is not null && request.Query.SourceCase != Operand.SourceOneofCase.None)
+            {
+                var (query, _) = reader.Operand(request.Query, "query");
+                RequestReader.SameFeatures(support, "support", query, "query");
+                reader.CheckElements(query.shape[0] * support.shape[0], "query x support");
+                response.Predictions = GramMatrix.Compute(kernel, query, support).matmul(alpha).ToMessage();
+                metrics.Computed(nameof(SolveKrr), query.shape[0] * support.shape[0]);
+            }
+            metrics.Computed(nameof(SolveKrr), support.shape[0] * support.shape[0]);
+            return response;
+        }, context.CancellationToken);
     }
 
     public override Task<EvaluateKrrResponse> EvaluateKrr(EvaluateKrrRequest request, ServerCallContext context)
     {
-        var kernel = RequestReader.Kernel(request.Kernel).Create();
-        var regularization = RequestReader.Regularization(request.Regularization);
-        var dataset = datasets.Get(request.DatasetId, "dataset_id");
-        var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);
-        using var scope = NewDisposeScope();
-        var support = reader.Matrix(request.Support, "support");
-        if (support.shape[1] != dataset.FeatureCount)
-            throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
-        var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
-        reader.CheckElements(split.Count * support.shape[0], "split x support");
-        var result = KrrEvaluator.Evaluate(kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
-        metrics.Computed(nameof(EvaluateKrr), split.Count * support.shape[0]);
-        return Task.FromResult(new EvaluateKrrResponse
+        return compute.RunAsync(() =>
         {
-            Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToString(),
-        });
+            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var regularization = RequestReader.Regularization(request.Regularization);
+            var dataset = datasets.Get(request.DatasetId, "dataset_id");
+            var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);
+            using var scope = NewDisposeScope();
+            var support = reader.Matrix(request.Support, "support");
+            if (support.shape[1] != dataset.FeatureCount)
+                throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+            var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
+            reader.CheckElements(split.Count * support.shape[0], "split x support");
+            var result = KrrEvaluator.Evaluate(kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
+            metrics.Computed(nameof(EvaluateKrr), split.Count * support.shape[0]);
+            return new EvaluateKrrResponse
+            {
+                Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToString(),
+            };
+        }, context.CancellationToken);
     }
 
     public override Task<KipShardResponse> KipShardStep(KipShardRequest request, ServerCallContext context)
     {
-        var kernel = RequestReader.Kernel(request.Kernel).Create();
-        var regularization = RequestReader.Regularization(request.Regularization);
-        using var scope = NewDisposeScope();
-        var (dataset, split, index) = reader.Rows(request.Targets, "targets");
-        var support = reader.Matrix(request.Support, "support");
-        if (support.shape[1] != dataset.FeatureCount)
-            throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
-        var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
-        var count = index.shape[0];
-        var total = request.TotalTargets == 0 ? count : request.TotalTargets;
-        if (total < count)
-            throw new ArgumentException($"total_targets: {total} is less than this shard's {count} targets", "total_targets");
-        reader.CheckElements(count * support.shape[0], "targets x support");
-
-        var objective = new KipObjective(kernel, regularization);
-        using var result = objective.ShardStep(support, labels, split.Features.index_select(0, index), split.Targets.index_select(0, index),
-            total, request.WantLabelGradient);
-        metrics.Computed(nameof(KipShardStep), (count + support.shape[0]) * support.shape[0]);
-        var response = new KipShardResponse
+        return compute.RunAsync(() =>
         {
-            Loss = result.Loss,
-            Reduction = result.Reduction.ToMessage(),
-            SupportGradient = result.SupportGradient.ToMessage(),
-            SolveMethod = result.Method.ToString(),
-            TargetCount = count,
-        };
-        if (result.LabelGradient is not null) response.LabelGradient = result.LabelGradient.ToMessage();
-        return Task.FromResult(response);
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var regularization = RequestReader.Regularization(request.Regularization);
+            using var scope = NewDisposeScope();
+            var (dataset, split, index) = reader.Rows(request.Targets, "targets");
+            var support = reader.Matrix(request.Support, "support");
+            if (support.shape[1] != dataset.FeatureCount)
+                throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+            var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
+            var count = index.shape[0];
+            var total = request.TotalTargets == 0 ? count : request.TotalTargets;
+            if (total < count)
+                throw new ArgumentException($"total_targets: {total} is less than this shard's {count} targets", "total_targets");
+            reader.CheckElements(count * support.shape[0], "targets x support");
+
+            var objective = new KipObjective(kernel, regularization);
+            using var result = objective.ShardStep(support, labels, split.Features.index_select(0, index), split.Targets.index_select(0, index),
+                total, request.WantLabelGradient);
+            metrics.Computed(nameof(KipShardStep), (count + support.shape[0]) * support.shape[0]);
+            var response = new KipShardResponse
+            {
+                Loss = result.Loss,
+                Reduction = result.Reduction.ToMessage(),
+                SupportGradient = result.SupportGradient.ToMessage(),
+                SolveMethod = result.Method.ToString(),
+                TargetCount = count,
+            };
+            response.ComputeSeconds = watch.Elapsed.TotalSeconds;
+            if (result.LabelGradient is not null) response.LabelGradient = result.LabelGradient.ToMessage();
+            return response;
+        }, context.CancellationToken);
     }
 
     private Tensor Labels(Protos.Kernel.V1.Tensor? message, string field, long rows, int? classCount)
