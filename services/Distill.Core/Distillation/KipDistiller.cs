@@ -11,25 +11,25 @@ namespace Distill.Core.Distillation;
 public sealed record KipStepReport(long Step, double Loss, SolveMethod Method, TimeSpan Elapsed);
 
 /// <summary>
-/// The KIP outer loop on one process: owns the support set, its labels and the Adam
-/// state, samples a class-balanced target batch per step and follows the gradient of
-/// <see cref="KipObjective"/>. Deterministic for a given seed, and resumable from
-/// <see cref="KipState"/> with bit-identical continuation.
+/// The KIP outer loop: owns the support set, its labels and the Adam state, samples a
+/// class-balanced target batch per step and follows the gradient of <see cref="KipObjective"/>,
+/// computed by an <see cref="IKipBackend"/> (this process by default, or kernel services).
+/// Deterministic for a given seed, and resumable from <see cref="KipState"/> with
+/// bit-identical continuation.
 /// </summary>
 public sealed class KipDistiller : IDisposable
 {
     private readonly PreparedDataset _data;
     private readonly TargetSampler _sampler;
-    private readonly KipObjective _objective;
+    private readonly IKipBackend _backend;
     private readonly AdamOptimizer _imageOptimizer;
     private readonly AdamOptimizer? _labelOptimizer;
 
-    public KipDistiller(PreparedDataset data, KipOptions options, KipState? resumeFrom = null)
+    public KipDistiller(PreparedDataset data, KipOptions options, KipState? resumeFrom = null, IKipBackend? backend = null)
     {
         Options = options.Validate();
         _data = data;
-        Kernel = options.Kernel.Create();
-        _objective = new KipObjective(Kernel, options.Regularization);
+        _backend = backend ?? new InProcessKipBackend(data, options.Kernel, options.Regularization, options.BlockRows);
         _sampler = new TargetSampler(data.TrainLabels, data.ClassCount, options.Seed);
 
         if (resumeFrom is null)
@@ -38,8 +38,6 @@ public sealed class KipDistiller : IDisposable
             SupportLabels = CenteredOneHot.Encode(SupportClasses, data.ClassCount);
             _imageOptimizer = new AdamOptimizer(options.LearningRate, SupportImages);
             _labelOptimizer = options.LearnLabels ? new AdamOptimizer(options.LearningRate, SupportLabels) : null;
-            if (options.Method == DistillationMethod.LabelSolve)
-                SolveLabels();
         }
         else
         {
@@ -56,7 +54,6 @@ public sealed class KipDistiller : IDisposable
     }
 
     public KipOptions Options { get; }
-    public IKernel Kernel { get; }
     /// <summary>Support images as preprocessed feature rows, n_s x d float64.</summary>
     public Tensor SupportImages { get; }
     /// <summary>Support labels, n_s x C float64 (centred one-hot at the start).</summary>
@@ -66,37 +63,40 @@ public sealed class KipDistiller : IDisposable
     /// <summary>Completed optimisation steps.</summary>
     public long Step { get; private set; }
 
-    public KipStepReport TakeStep()
+    /// <summary>One step in this thread (for in-process backends, which complete synchronously).</summary>
+    public KipStepReport TakeStep() => TakeStepAsync(CancellationToken.None).GetAwaiter().GetResult();
+
+    public async Task<KipStepReport> TakeStepAsync(CancellationToken cancellation)
     {
         if (Options.Method != DistillationMethod.Kip)
             throw new InvalidOperationException("label solve runs have no optimisation steps");
         var watch = Stopwatch.StartNew();
-        using var scope = NewDisposeScope();
-        var indices = tensor(_sampler.Sample(Options.TargetBatch, Step), dtype: ScalarType.Int64);
-        var targetImages = _data.TrainImages.index_select(0, indices);
-        var targetLabels = _data.TrainTargets.index_select(0, indices);
-        using var result = _objective.ShardStep(SupportImages, SupportLabels, targetImages, targetLabels,
-            targetImages.shape[0], wantLabelGradient: _labelOptimizer is not null);
-        if (!double.IsFinite(result.Loss))
-            throw new DivergenceException(Step + 1, $"loss became {result.Loss} at step {Step + 1}");
+        var indices = _sampler.Sample(Options.TargetBatch, Step);
+        using var result = await _backend.StepAsync(SupportImages, SupportLabels, indices, _labelOptimizer is not null, cancellation);
+        if (!double.IsFinite(result.Loss) || !IsFinite(result.SupportGradient) || (result.LabelGradient is { } g && !IsFinite(g)))
+            throw new DivergenceException(Step + 1, $"the loss or its gradient became {result.Loss} / non-finite at step {Step + 1}");
         _imageOptimizer.Step(SupportImages, result.SupportGradient);
-        if (_labelOptimizer is not null)
-            _labelOptimizer.Step(SupportLabels, result.LabelGradient!);
+        _labelOptimizer?.Step(SupportLabels, result.LabelGradient!);
         Step++;
         return new KipStepReport(Step, result.Loss, result.Method, watch.Elapsed);
     }
 
-    public EvaluationResult Evaluate() =>
-        KrrEvaluator.Evaluate(Kernel, SupportImages, SupportLabels, _data.TestImages, _data.TestLabels, _data.TestTargets,
-            Options.Regularization, Options.BlockRows);
+    public EvaluationResult Evaluate() => EvaluateAsync(CancellationToken.None).GetAwaiter().GetResult();
+
+    public Task<EvaluationResult> EvaluateAsync(CancellationToken cancellation) =>
+        _backend.EvaluateAsync(SupportImages, SupportLabels, cancellation);
 
     /// <summary>Replaces the support labels by the Label Solve labels over the whole train split.</summary>
-    public SolveMethod SolveLabels()
+    public async Task SolveLabelsAsync(CancellationToken cancellation)
     {
-        var (labels, method) = LabelSolver.Solve(Kernel, SupportImages, _data.TrainImages, _data.TrainTargets,
-            Options.Regularization, blockRows: Options.BlockRows);
-        using (labels) SupportLabels.copy_(labels);
-        return method;
+        using var labels = await _backend.SolveLabelsAsync(SupportImages, cancellation);
+        using (no_grad()) SupportLabels.copy_(labels);
+    }
+
+    private static bool IsFinite(Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        return t.isfinite().all().item<bool>();
     }
 
     /// <summary>A copy of the state that, with the same data and options, continues this run exactly.</summary>

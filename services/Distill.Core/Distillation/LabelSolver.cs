@@ -19,6 +19,19 @@ public static class LabelSolver
     {
         if (targetImages.shape[0] < supportImages.shape[0])
             throw new ArgumentException($"label solve needs at least as many targets ({targetImages.shape[0]}) as support images ({supportImages.shape[0]})");
+        using var scope = NewDisposeScope();
+        var (normal, projected) = Accumulate(kernel, supportImages, targetImages, targetLabels, blockRows);
+        var (labels, method) = Finish(kernel.ComputeSymmetric(supportImages), normal, projected, regularization, solveRegularization);
+        return (labels.MoveToOuterDisposeScope(), method);
+    }
+
+    /// <summary>
+    /// One shard's K_st K_ts (n_s x n_s) and K_st Y_t (n_s x C). Both are sums over targets,
+    /// so shards of the target set add up to the whole.
+    /// </summary>
+    public static (Tensor Normal, Tensor Projected) Accumulate(IKernel kernel, Tensor supportImages, Tensor targetImages, Tensor targetLabels,
+        int blockRows = GramMatrix.DefaultBlockRows)
+    {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var ns = supportImages.shape[0];
@@ -32,12 +45,20 @@ public static class LabelSolver
             normal.add_(kts.t().matmul(kts));
             projected.add_(kts.t().matmul(targetLabels.narrow(0, start, length)));
         }
+        return (normal.MoveToOuterDisposeScope(), projected.MoveToOuterDisposeScope());
+    }
 
+    /// <summary>Y_s = (K_ss + lambda I)(N + rho I)^-1 P from the summed normal matrix N and projection P.</summary>
+    public static (Tensor Labels, SolveMethod Method) Finish(Tensor supportGram, Tensor normal, Tensor projected,
+        double regularization, double solveRegularization = DefaultSolveRegularization)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var ns = supportGram.shape[0];
         var rho = solveRegularization * normal.trace().item<double>() / ns;
         var (solution, method) = KernelRidgeRegression.Solve(normal, rho, projected);
-        var kss = kernel.ComputeSymmetric(supportImages);
-        var lambda = KernelRidgeRegression.Ridge(kss, regularization).item<double>();
-        var labels = kss.add(eye(ns, dtype: ScalarType.Float64).mul(lambda)).matmul(solution);
+        var lambda = KernelRidgeRegression.Ridge(supportGram, regularization).item<double>();
+        var labels = supportGram.add(eye(ns, dtype: ScalarType.Float64).mul(lambda)).matmul(solution);
         return (labels.MoveToOuterDisposeScope(), method);
     }
 }

@@ -21,21 +21,29 @@ public static class LocalRun
     public const string GridFile = "distilled.png";
     public const string SummaryFile = "summary.json";
 
+    /// <summary>The run in this thread with the in-process backend (which completes synchronously).</summary>
     public static RunSummary Execute(PreparedDataset data, KipOptions options, string outputDirectory, bool resume,
-        Action<RunEvent>? report = null, CancellationToken cancellation = default)
+        Action<RunEvent>? report = null, CancellationToken cancellation = default) =>
+        ExecuteAsync(data, options, outputDirectory, resume, backend: null, report, cancellation).GetAwaiter().GetResult();
+
+    /// <summary>The run with any backend: the same loop serves the command line and the distiller service.</summary>
+    public static async Task<RunSummary> ExecuteAsync(PreparedDataset data, KipOptions options, string outputDirectory, bool resume,
+        IKipBackend? backend, Action<RunEvent>? report, CancellationToken cancellation)
     {
         options.Validate();
         Directory.CreateDirectory(outputDirectory);
         var checkpointPath = Path.Combine(outputDirectory, CheckpointFile);
         KipState? state = resume && File.Exists(checkpointPath) ? KipState.Load(checkpointPath) : null;
-        using var distiller = new KipDistiller(data, options, state);
+        using var distiller = new KipDistiller(data, options, state, backend);
         state?.Dispose();
         report?.Invoke(new RunStarted(distiller.Step, options.Steps, state is not null));
+        if (options.Method == DistillationMethod.LabelSolve)
+            await distiller.SolveLabelsAsync(cancellation);
 
         var evaluations = new List<EvaluationPoint>();
-        void Evaluate()
+        async Task Evaluate()
         {
-            var result = distiller.Evaluate();
+            var result = await distiller.EvaluateAsync(cancellation);
             if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
                 evaluations.Add(new EvaluationPoint(distiller.Step, result.Accuracy, result.Mse));
             report?.Invoke(new EvaluationCompleted(distiller.Step, result));
@@ -47,7 +55,7 @@ public static class LocalRun
             report?.Invoke(new CheckpointWritten(distiller.Step, checkpointPath));
         }
 
-        if (options.EvaluateEvery > 0 || distiller.Step >= options.Steps) Evaluate();
+        if (options.EvaluateEvery > 0 || distiller.Step >= options.Steps) await Evaluate();
         var training = new Stopwatch();
         long stepsThisSession = 0;
         double? lastLoss = null;
@@ -57,12 +65,12 @@ public static class LocalRun
             {
                 cancellation.ThrowIfCancellationRequested();
                 training.Start();
-                var step = distiller.TakeStep();
+                var step = await distiller.TakeStepAsync(cancellation);
                 training.Stop();
                 stepsThisSession++;
                 lastLoss = step.Loss;
                 report?.Invoke(new StepCompleted(step.Step, options.Steps, step.Loss, stepsThisSession / training.Elapsed.TotalSeconds));
-                if (options.EvaluateEvery > 0 && step.Step % options.EvaluateEvery == 0 && step.Step < options.Steps) Evaluate();
+                if (options.EvaluateEvery > 0 && step.Step % options.EvaluateEvery == 0 && step.Step < options.Steps) await Evaluate();
                 if (options.CheckpointEvery > 0 && step.Step % options.CheckpointEvery == 0) Checkpoint();
             }
         }
@@ -75,14 +83,14 @@ public static class LocalRun
 
         if (options.Method == DistillationMethod.Kip && (options.CheckpointEvery == 0 || distiller.Step % options.CheckpointEvery != 0 || stepsThisSession == 0))
             Checkpoint();
-        var final = distiller.Evaluate();
+        var final = await distiller.EvaluateAsync(cancellation);
         if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
         {
             evaluations.Add(new EvaluationPoint(distiller.Step, final.Accuracy, final.Mse));
             report?.Invoke(new EvaluationCompleted(distiller.Step, final));
         }
 
-        var outputs = WriteOutputs(distiller, data, outputDirectory);
+        var outputs = WriteOutputs(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, distiller.Step, options, data, outputDirectory);
         var summary = new RunSummary
         {
             Dataset = data.Name,
@@ -106,29 +114,30 @@ public static class LocalRun
     }
 
     /// <summary>distilled.safetensors (preprocessed and pixel-space images, labels, settings) and the PNG grid.</summary>
-    public static IReadOnlyDictionary<string, string> WriteOutputs(KipDistiller distiller, PreparedDataset data, string outputDirectory)
+    public static IReadOnlyDictionary<string, string> WriteOutputs(Tensor supportImages, Tensor supportLabels, int[] supportClasses,
+        long step, KipOptions options, PreparedDataset data, string outputDirectory)
     {
         using var scope = NewDisposeScope();
         var p = data.Preprocessor;
-        long n = distiller.SupportImages.shape[0];
+        long n = supportImages.shape[0];
         long[] shape = [n, p.Channels, p.Height, p.Width];
-        var preprocessed = distiller.SupportImages.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
-        var pixels = p.Invert(distiller.SupportImages).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
-        var labels = distiller.SupportLabels.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var preprocessed = supportImages.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var pixels = p.Invert(supportImages).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var labels = supportLabels.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
 
         var metadata = new Dictionary<string, string>(p.Describe())
         {
             ["distill.kind"] = "distilled-set",
             ["distill.dataset"] = data.Name,
             ["distill.class_names"] = string.Join(",", data.Source.Train.ClassNames),
-            ["distill.step"] = distiller.Step.ToString(CultureInfo.InvariantCulture),
-            ["distill.options"] = JsonSerializer.Serialize(distiller.Options, KipState.Json),
-            ["kernel.architecture"] = distiller.Options.Kernel.Architecture.ToString(),
-            ["kernel.kind"] = distiller.Options.Kernel.Kind.ToString().ToLowerInvariant(),
-            ["kernel.depth"] = distiller.Options.Kernel.Depth.ToString(CultureInfo.InvariantCulture),
-            ["kernel.w_std"] = distiller.Options.Kernel.WStd.ToString("R", CultureInfo.InvariantCulture),
-            ["kernel.b_std"] = distiller.Options.Kernel.BStd.ToString("R", CultureInfo.InvariantCulture),
-            ["kernel.regularization"] = distiller.Options.Regularization.ToString("R", CultureInfo.InvariantCulture),
+            ["distill.step"] = step.ToString(CultureInfo.InvariantCulture),
+            ["distill.options"] = JsonSerializer.Serialize(options, KipState.Json),
+            ["kernel.architecture"] = options.Kernel.Architecture.ToString(),
+            ["kernel.kind"] = options.Kernel.Kind.ToString().ToLowerInvariant(),
+            ["kernel.depth"] = options.Kernel.Depth.ToString(CultureInfo.InvariantCulture),
+            ["kernel.w_std"] = options.Kernel.WStd.ToString("R", CultureInfo.InvariantCulture),
+            ["kernel.b_std"] = options.Kernel.BStd.ToString("R", CultureInfo.InvariantCulture),
+            ["kernel.regularization"] = options.Regularization.ToString("R", CultureInfo.InvariantCulture),
         };
         var distilledPath = Path.Combine(outputDirectory, DistilledFile);
         SafetensorsFile.Write(distilledPath, new Dictionary<string, SafetensorsTensor>
@@ -136,11 +145,11 @@ public static class LocalRun
             ["images"] = SafetensorsTensor.FromFloats(preprocessed, shape),
             ["images_pixels"] = SafetensorsTensor.FromFloats(pixels, shape),
             ["labels"] = SafetensorsTensor.FromFloats(labels, n, data.ClassCount),
-            ["classes"] = SafetensorsTensor.FromLongs(distiller.SupportClasses.Select(c => (long)c).ToArray(), n),
+            ["classes"] = SafetensorsTensor.FromLongs(supportClasses.Select(c => (long)c).ToArray(), n),
         }, metadata);
 
         var gridPath = Path.Combine(outputDirectory, GridFile);
-        ImageGrid.WritePng(gridPath, pixels, distiller.SupportClasses, p.Channels, p.Height, p.Width, data.ClassCount,
+        ImageGrid.WritePng(gridPath, pixels, supportClasses, p.Channels, p.Height, p.Width, data.ClassCount,
             scale: Math.Max(1, 64 / Math.Max(p.Height, p.Width)));
         return new Dictionary<string, string>
         {

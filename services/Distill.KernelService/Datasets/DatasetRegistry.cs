@@ -29,7 +29,7 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options) : ID
         var root = options.Value.DataRoot;
         if (string.IsNullOrEmpty(root))
             throw new InvalidOperationException("path registration is disabled: the server has no KernelService:DataRoot");
-        var full = ResolveUnderRoot(root, path);
+        var full = DataRoot.Resolve(root, path);
         var dataset = DatasetLoader.Load(full, string.IsNullOrEmpty(format) ? null : format);
         var prepared = PreparedDataset.Prepare(dataset, preprocessing);
         return Add(RegisteredDataset.FromPrepared(NewId(), prepared));
@@ -65,22 +65,6 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options) : ID
         }
         _datasets[dataset.Id] = dataset;
         return dataset;
-    }
-
-    internal static string ResolveUnderRoot(string root, string path)
-    {
-        if (string.IsNullOrWhiteSpace(path))
-            throw new ArgumentException("path: required", nameof(path));
-        var rootFull = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
-        var full = Path.GetFullPath(Path.Combine(rootFull, path));
-        // A symbolic link may point elsewhere: judge where it really leads.
-        var target = Directory.Exists(full) ? new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full;
-        foreach (var candidate in new[] { full, target })
-            if (!candidate.StartsWith(rootFull + Path.DirectorySeparatorChar, StringComparison.Ordinal) && candidate != rootFull)
-                throw new UnauthorizedAccessException($"path: '{path}' is outside the server's data root");
-        if (!Directory.Exists(full))
-            throw new KeyNotFoundException($"path: no folder '{path}' under the data root");
-        return full;
     }
 
     private static string NewId() => "ds-" + Guid.NewGuid().ToString("N")[..12];

@@ -15,7 +15,7 @@ namespace Distill.KernelService.Grpc;
 public sealed class ComputeGateInterceptor : CallInterceptor
 {
     private static readonly HashSet<string> ComputeMethods =
-        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "KipShardStep", "UploadDataset", "RegisterDataset"];
+        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "KipShardStep", "LabelSolveShard", "UploadDataset", "RegisterDataset"];
 
     private readonly SemaphoreSlim _slots;
     private readonly KernelServiceMetrics _metrics;

@@ -287,6 +287,26 @@ public sealed class KernelGrpcService(
         }, context.CancellationToken);
     }
 
+    public override Task<LabelSolveShardResponse> LabelSolveShard(LabelSolveShardRequest request, ServerCallContext context)
+    {
+        var kernel = RequestReader.Kernel(request.Kernel).Create();
+        return compute.RunAsync(() =>
+        {
+            using var scope = NewDisposeScope();
+            var (dataset, split, index) = reader.Rows(request.Targets, "targets");
+            var support = reader.Matrix(request.Support, "support");
+            if (support.shape[1] != dataset.FeatureCount)
+                throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+            reader.CheckElements(index.shape[0] * support.shape[0], "targets x support");
+            var (normal, projected) = LabelSolver.Accumulate(kernel, support, split.Features.index_select(0, index), split.Targets.index_select(0, index));
+            metrics.Computed(nameof(LabelSolveShard), (index.shape[0] + support.shape[0]) * support.shape[0]);
+            return new LabelSolveShardResponse
+            {
+                Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = kernel.ComputeSymmetric(support).ToMessage(),
+            };
+        }, context.CancellationToken);
+    }
+
     private Tensor Labels(Protos.Kernel.V1.Tensor? message, string field, long rows, int? classCount)
     {
         var labels = reader.Matrix(message, field);

@@ -18,25 +18,7 @@ namespace Distill.KernelService.Grpc;
 /// </summary>
 public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServiceOptions> options)
 {
-    public static CoreKernels.KernelSpec Kernel(KernelSpec? message, string field = "kernel")
-    {
-        message ??= new KernelSpec();
-        if (message.Architecture is not (Architecture.Unspecified or Architecture.FullyConnected))
-            throw new ArgumentException($"{field}.architecture: {message.Architecture} is not supported (supported: ARCHITECTURE_FULLY_CONNECTED)", field);
-        var kind = message.Kind switch
-        {
-            KernelKind.Unspecified or KernelKind.Ntk => CoreKernels.KernelKind.Ntk,
-            KernelKind.Nngp => CoreKernels.KernelKind.Nngp,
-            _ => throw new ArgumentException($"{field}.kind: unknown kernel kind {(int)message.Kind}", field),
-        };
-        var defaults = new CoreKernels.KernelSpec();
-        var spec = new CoreKernels.KernelSpec(kind,
-            message.HasDepth ? message.Depth : defaults.Depth,
-            message.HasWStd ? message.WStd : defaults.WStd,
-            message.HasBStd ? message.BStd : defaults.BStd);
-        try { return spec.Validate(); }
-        catch (ArgumentException e) { throw new ArgumentException(e.Message.Replace("kernel.", field + ".", StringComparison.Ordinal), field); }
-    }
+    public static CoreKernels.KernelSpec Kernel(KernelSpec? message, string field = "kernel") => message.ToCore(field);
 
     public static PreprocessingSpec Preprocessing(Protos.Kernel.V1.Preprocessing? message)
     {

@@ -1,0 +1,31 @@
+namespace Distill.DistillerService.Configuration;
+
+/// <summary>The "Distiller" configuration section.</summary>
+public sealed class DistillerOptions
+{
+    public const string Section = "Distiller";
+
+    /// <summary>Where run state lives: distiller.db (SQLite) and runs/ID/ checkpoints and outputs.</summary>
+    public string DataFolder { get; set; } = "distiller-data";
+
+    /// <summary>Datasets are named relative to this folder; kernel services must see the same tree under their own data root.</summary>
+    public string? DataRoot { get; set; }
+
+    /// <summary>Kernel service addresses (http://host:port); an entry dns:///name:port is resolved to all its addresses.</summary>
+    public string[] KernelServices { get; set; } = ["http://127.0.0.1:5051"];
+
+    /// <summary>Key the kernel services require, if any.</summary>
+    public string? KernelServiceApiKey { get; set; }
+
+    /// <summary>Runs that compute at once; further runs wait, QUEUED.</summary>
+    public int MaxConcurrentRuns { get; set; } = 2;
+
+    /// <summary>Attempts per kernel call before its shard moves to another service.</summary>
+    public int RetryAttempts { get; set; } = 3;
+
+    /// <summary>Deadline of one kernel call.</summary>
+    public double CallTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>How often a paused run probes for a kernel service to come back.</summary>
+    public double ProbeIntervalSeconds { get; set; } = 1;
+}

@@ -1,0 +1,38 @@
+using Distill.DistillerService.Configuration;
+using Distill.DistillerService.Export;
+using Distill.DistillerService.Grpc;
+using Distill.DistillerService.Kernels;
+using Distill.DistillerService.Runs;
+using Distill.ServiceDefaults;
+
+namespace Distill.DistillerService.Extensions;
+
+/// <summary>Builds the distiller host; tests build the same host on a loopback port.</summary>
+public static class DistillerServiceHost
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        builder.AddServiceDefaults("distill-distiller", []);
+        builder.AddDistiller();
+        var app = builder.Build();
+        Core.Runtime.TorchRuntime.Configure();
+        app.MapServiceDefaults();
+        app.MapGrpcService<DistillerGrpcService>();
+        return app;
+    }
+
+    public static WebApplicationBuilder AddDistiller(this WebApplicationBuilder builder)
+    {
+        builder.Services.Configure<DistillerOptions>(builder.Configuration.GetSection(DistillerOptions.Section));
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<RunStore>();
+        builder.Services.AddSingleton<RunEventHub>();
+        builder.Services.AddSingleton<KernelServicePool>();
+        builder.Services.AddSingleton<RunSupervisor>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<RunSupervisor>());
+        builder.Services.AddSingleton<RunExporter>();
+        return builder;
+    }
+}

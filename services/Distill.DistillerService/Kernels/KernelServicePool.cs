@@ -1,0 +1,145 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Distill.DistillerService.Configuration;
+using Distill.Protos.Kernel.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
+
+namespace Distill.DistillerService.Kernels;
+
+/// <summary>A dataset as kernel services register it: path under the data root plus preprocessing.</summary>
+public sealed record DatasetReference(string Path, string Format, Preprocessing Preprocessing)
+{
+    public string Key => $"{Path}|{Format}|{Preprocessing}";
+}
+
+/// <summary>
+/// The configured kernel services: one channel each, datasets registered on demand (and
+/// again after a service restarts and forgets them), and calls retried with exponential
+/// backoff before a caller moves the work elsewhere.
+/// </summary>
+public sealed class KernelServicePool : IDisposable
+{
+    private static readonly HashSet<StatusCode> Transient =
+        [StatusCode.Unavailable, StatusCode.DeadlineExceeded, StatusCode.ResourceExhausted, StatusCode.Aborted, StatusCode.Internal, StatusCode.Unknown];
+
+    private readonly DistillerOptions _options;
+    private readonly ILogger<KernelServicePool> _logger;
+    private readonly ConcurrentDictionary<(string Address, string Dataset), Task<string>> _registrations = new();
+    private readonly ResiliencePipeline _retry;
+    private readonly Metadata? _headers;
+
+    public KernelServicePool(IOptions<DistillerOptions> options, ILogger<KernelServicePool> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+        if (_options.KernelServices.Length == 0)
+            throw new InvalidOperationException("Distiller:KernelServices lists no kernel service");
+        Endpoints = _options.KernelServices.SelectMany(Expand).Select(address => new KernelEndpoint(address, GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 256 << 20,
+            MaxSendMessageSize = 256 << 20,
+        }))).ToArray();
+        _headers = string.IsNullOrEmpty(_options.KernelServiceApiKey) ? null : new Metadata { { "authorization", $"Bearer {_options.KernelServiceApiKey}" } };
+        _retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<RpcException>(e => Transient.Contains(e.StatusCode)),
+            MaxRetryAttempts = Math.Max(0, _options.RetryAttempts - 1),
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = TimeSpan.FromMilliseconds(200),
+            UseJitter = false,
+            OnRetry = args =>
+            {
+                _logger.LogWarning("Kernel call failed ({Error}); retry {Attempt}", args.Outcome.Exception?.Message, args.AttemptNumber + 1);
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
+    }
+
+    public IReadOnlyList<KernelEndpoint> Endpoints { get; }
+
+    /// <summary>
+    /// Calls <paramref name="call"/> on one endpoint with the dataset's id there, retrying
+    /// transient failures; a NOT_FOUND for the dataset (a restarted service) re-registers it once.
+    /// </summary>
+    public async Task<T> CallAsync<T>(KernelEndpoint endpoint, DatasetReference dataset,
+        Func<KernelService.KernelServiceClient, string, CallOptions, Task<T>> call, CancellationToken cancellation)
+    {
+        return await _retry.ExecuteAsync(async token =>
+        {
+            var options = new CallOptions(_headers, DateTime.UtcNow.AddSeconds(_options.CallTimeoutSeconds), token);
+            var id = await DatasetIdAsync(endpoint, dataset, options);
+            try
+            {
+                return await call(endpoint.Client, id, options);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && e.Status.Detail.Contains("dataset", StringComparison.Ordinal))
+            {
+                _registrations.TryRemove((endpoint.Address, dataset.Key), out _);
+                id = await DatasetIdAsync(endpoint, dataset, options);
+                return await call(endpoint.Client, id, options);
+            }
+        }, cancellation);
+    }
+
+    /// <summary>True when the endpoint answers GetServerInfo now.</summary>
+    public async Task<bool> IsReachableAsync(KernelEndpoint endpoint, CancellationToken cancellation)
+    {
+        try
+        {
+            await endpoint.Client.GetServerInfoAsync(new GetServerInfoRequest(), _headers, DateTime.UtcNow.AddSeconds(5), cancellation);
+            return true;
+        }
+        catch (RpcException)
+        {
+            return false;
+        }
+    }
+
+    private Task<string> DatasetIdAsync(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options)
+    {
+        var key = (endpoint.Address, dataset.Key);
+        var registration = _registrations.GetOrAdd(key, _ => Register(endpoint, dataset, options));
+        if (registration.IsFaulted || registration.IsCanceled)
+        {
+            _registrations.TryRemove(new KeyValuePair<(string, string), Task<string>>(key, registration));
+            registration = _registrations.GetOrAdd(key, _ => Register(endpoint, dataset, options));
+        }
+        return registration;
+    }
+
+    private async Task<string> Register(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options)
+    {
+        var info = await endpoint.Client.RegisterDatasetAsync(new RegisterDatasetRequest
+        {
+            Path = dataset.Path, Format = dataset.Format, Preprocessing = dataset.Preprocessing,
+        }, options.WithCancellationToken(CancellationToken.None));
+        _logger.LogInformation("Registered {Dataset} on {Address} as {Id}", dataset.Path, endpoint.Address, info.DatasetId);
+        return info.DatasetId;
+    }
+
+    private static IEnumerable<string> Expand(string address)
+    {
+        if (!address.StartsWith("dns:///", StringComparison.Ordinal))
+            return [address];
+        // One channel per address behind the name: shards go to distinct servers.
+        var hostPort = address["dns:///".Length..];
+        var separator = hostPort.LastIndexOf(':');
+        var host = hostPort[..separator];
+        var port = hostPort[(separator + 1)..];
+        return Dns.GetHostAddresses(host).Select(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"http://[{ip}]:{port}" : $"http://{ip}:{port}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var endpoint in Endpoints) endpoint.Channel.Dispose();
+    }
+}
+
+public sealed record KernelEndpoint(string Address, GrpcChannel Channel)
+{
+    public KernelService.KernelServiceClient Client { get; } = new(Channel);
+}

@@ -1,0 +1,4 @@
+using Distill.DistillerService.Extensions;
+
+var app = DistillerServiceHost.Build(args);
+app.Run();

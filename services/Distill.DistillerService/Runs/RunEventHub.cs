@@ -1,0 +1,31 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Distill.Protos.Distiller.V1;
+
+namespace Distill.DistillerService.Runs;
+
+/// <summary>Live events per run for the watchers connected now; history comes from the <see cref="RunStore"/>.</summary>
+public sealed class RunEventHub
+{
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<Channel<RunEvent>, byte>> _watchers = new();
+
+    public IDisposable Subscribe(string runId, out ChannelReader<RunEvent> reader)
+    {
+        var channel = Channel.CreateBounded<RunEvent>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest });
+        var set = _watchers.GetOrAdd(runId, _ => new());
+        set[channel] = 0;
+        reader = channel.Reader;
+        return new Subscription(() => set.TryRemove(channel, out _));
+    }
+
+    public void Publish(string runId, RunEvent runEvent)
+    {
+        if (!_watchers.TryGetValue(runId, out var set)) return;
+        foreach (var channel in set.Keys) channel.Writer.TryWrite(runEvent);
+    }
+
+    private sealed class Subscription(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
+    }
+}

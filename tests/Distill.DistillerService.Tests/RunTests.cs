@@ -1,0 +1,190 @@
+using System.IO.Compression;
+using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.Output;
+using Distill.Core.Preprocessing;
+using Distill.Core.Runs;
+using Distill.Core.Tests;
+using Distill.Protos.Distiller.V1;
+using Grpc.Core;
+using SkiaSharp;
+
+namespace Distill.DistillerService.Tests;
+
+public class RunTests
+{
+    [Fact]
+    public async Task StartRun_CompletesAndWatchReplaysHistoryThenEnds()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync();
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec() });
+        var live = await cluster.WatchToEndAsync(run.Id);
+
+        Assert.Equal(RunState.Succeeded, live[^1].State.State);
+        Assert.Equal(Enumerable.Range(1, live.Count).Select(i => (long)i), live.Select(e => e.Sequence));
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), live.Where(e => e.Progress is not null).Select(e => e.Progress.Step));
+        Assert.Contains(live, e => e.Checkpoint?.Step == 20);
+        var losses = live.Where(e => e.Progress is not null).Select(e => e.Progress.Loss).ToList();
+        Assert.True(losses.TakeLast(3).Average() < losses.Take(3).Average(), $"KIP through the services must lower the loss: {losses[0]:G4} -> {losses[^1]:G4}");
+        var evaluations = live.Where(e => e.Evaluation is not null).Select(e => e.Evaluation).ToList();
+        Assert.Equal([0L, 10L, 20L], evaluations.Select(e => e.Step));
+
+        // A watcher arriving after the end gets the same history.
+        var late = await cluster.WatchToEndAsync(run.Id);
+        Assert.Equal(live.Select(e => e.Sequence), late.Select(e => e.Sequence));
+        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { RunId = run.Id });
+        Assert.Equal(20, stored.Step);
+        Assert.Equal(evaluations[^1].TestAccuracy, stored.TestAccuracy);
+    }
+
+    [Fact]
+    public async Task Run_ShardedOverTwoKernelServices_EqualsOneServiceAndInProcess()
+    {
+        double[] Support(LoopbackCluster cluster, string id)
+        {
+            using var state = KipState.Load(Path.Combine(cluster.RunFolder(id), LocalRun.CheckpointFile));
+            return TensorAssert.ToArray(state.SupportImages);
+        }
+        await using var one = await LoopbackCluster.StartAsync(kernelServices: 1);
+        await using var two = await LoopbackCluster.StartAsync(kernelServices: 2);
+        var a = await one.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(10) });
+        var b = await two.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(10) });
+        Assert.Equal(RunState.Succeeded, (await one.WatchToEndAsync(a.Id))[^1].State.State);
+        Assert.Equal(RunState.Succeeded, (await two.WatchToEndAsync(b.Id))[^1].State.State);
+
+        // The same run in this process with the engine alone.
+        using var data = PreparedDataset.Prepare(DatasetLoader.Load(Path.Combine(one.DataRoot, TinyDataset.Name)), new PreprocessingSpec());
+        var local = Directory.CreateTempSubdirectory("distill-local-");
+        LocalRun.Execute(data, Runs.RunSpecs.ToOptions(LoopbackCluster.Spec(10)), local.FullName, resume: false);
+        using var inProcess = KipState.Load(Path.Combine(local.FullName, LocalRun.CheckpointFile));
+        local.Delete(recursive: true);
+
+        // Shards change only the order of float64 additions.
+        TensorAssert.Close(Support(one, a.Id), Support(two, b.Id), 1e-10, "one vs two kernel services");
+        TensorAssert.Close(TensorAssert.ToArray(inProcess.SupportImages), Support(one, a.Id), 1e-10, "in process vs service");
+    }
+
+    [Fact]
+    public async Task ExportRun_EachFormat_IsAReadableFile()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync();
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(5) });
+        await cluster.WatchToEndAsync(run.Id);
+        var directory = Directory.CreateTempSubdirectory("distill-export-");
+        try
+        {
+            async Task<string> Export(ExportFormat format)
+            {
+                using var call = cluster.Client.ExportRun(new ExportRunRequest { RunId = run.Id, Format = format });
+                string? path = null;
+                long total = 0;
+                await using var output = new MemoryStream();
+                await foreach (var chunk in call.ResponseStream.ReadAllAsync())
+                {
+                    if (path is null) { path = Path.Combine(directory.FullName, chunk.FileName); total = chunk.TotalBytes; }
+                    chunk.Data.WriteTo(output);
+                }
+                Assert.Equal(total, output.Length);
+                await File.WriteAllBytesAsync(path!, output.ToArray());
+                return path!;
+            }
+
+            var (tensors, metadata) = SafetensorsFile.Read(await Export(ExportFormat.Safetensors));
+            Assert.Equal(new long[] { 10, 1, 8, 8 }, tensors["images_pixels"].Shape);
+            Assert.Equal(TinyDataset.Name, metadata["distill.dataset"]);
+
+            using (var zip = ZipFile.OpenRead(await Export(ExportFormat.Npz)))
+            {
+                Assert.Equal(["classes.npy", "images.npy", "images_pixels.npy", "labels.npy"], zip.Entries.Select(e => e.Name).Order());
+                using var npy = new BinaryReader(zip.GetEntry("labels.npy")!.Open());
+                Assert.Equal(0x93, npy.ReadByte());
+                Assert.Equal("NUMPY", new string(npy.ReadChars(5)));
+                npy.ReadBytes(2);
+                var header = new string(npy.ReadChars(npy.ReadUInt16()));
+                Assert.Contains("'shape': (10, 10)", header);
+                Assert.Contains("'descr': '<f4'", header);
+            }
+
+            using var png = SKBitmap.Decode(await Export(ExportFormat.PngGrid));
+            Assert.NotNull(png);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task CancelThenResume_ContinuesFromCheckpointToTheEnd_EvaluateUsesAnyKernel()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync();
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(400) });
+        using (var watch = cluster.Client.WatchRun(new WatchRunRequest { RunId = run.Id }))
+        {
+            await foreach (var e in watch.ResponseStream.ReadAllAsync())
+                if (e.Checkpoint is not null) break;
+        }
+        await cluster.Client.CancelRunAsync(new CancelRunRequest { RunId = run.Id });
+        var events = await cluster.WatchToEndAsync(run.Id);
+        Assert.Equal(RunState.Cancelled, events[^1].State.State);
+
+        var nngp = await cluster.Client.EvaluateAsync(new EvaluateRequest { RunId = run.Id, Kernel = new Protos.Kernel.V1.KernelSpec { Kind = Protos.Kernel.V1.KernelKind.Nngp } });
+        Assert.InRange(nngp.TestAccuracy, 0.0, 1.0);
+        Assert.True(nngp.Step >= 5);
+
+        await cluster.Client.ResumeRunAsync(new ResumeRunRequest { RunId = run.Id, Steps = 30 });
+        var resumed = await cluster.WatchToEndAsync(run.Id, afterSequence: events[^1].Sequence);
+        Assert.Equal(RunState.Succeeded, resumed[^1].State.State);
+        Assert.Contains(resumed, e => e.State?.Message.StartsWith("resumed from step", StringComparison.Ordinal) == true);
+        Assert.Equal(30, (await cluster.Client.GetRunAsync(new GetRunRequest { RunId = run.Id })).Step);
+    }
+
+    [Fact]
+    public async Task Run_Diverging_FailsWithMessageAndKeepsLastGoodCheckpoint()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync();
+        var spec = LoopbackCluster.Spec(40);
+        spec.LearningRate = 1e200;
+        spec.CheckpointEvery = 1;
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = spec });
+        var events = await cluster.WatchToEndAsync(run.Id);
+        Assert.Equal(RunState.Failed, events[^1].State.State);
+        Assert.Contains("non-finite", events[^1].State.Message);
+        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { RunId = run.Id });
+        using var state = KipState.Load(Path.Combine(cluster.RunFolder(run.Id), LocalRun.CheckpointFile));
+        Assert.True(TensorAssert.ToArray(state.SupportImages).All(double.IsFinite), "the kept checkpoint is a good one");
+        Assert.Equal(stored.CheckpointStep, state.Step);
+    }
+
+    [Fact]
+    public async Task StartRun_BadSpec_IsRefusedNamingTheField()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync();
+        async Task<RpcException> Refused(Action<RunSpec> change)
+        {
+            var spec = LoopbackCluster.Spec();
+            change(spec);
+            return await Assert.ThrowsAsync<RpcException>(() => cluster.Client.StartRunAsync(new StartRunRequest { Spec = spec }).ResponseAsync);
+        }
+
+        Assert.Contains("spec.support_per_class", (await Refused(s => s.SupportPerClass = 0)).Status.Detail);
+        Assert.Contains("spec.learning_rate", (await Refused(s => s.LearningRate = -1)).Status.Detail);
+        Assert.Contains("spec.kernel.depth", (await Refused(s => s.Kernel = new Protos.Kernel.V1.KernelSpec { Depth = -2 })).Status.Detail);
+        Assert.Equal(StatusCode.NotFound, (await Refused(s => s.Dataset = "missing")).StatusCode);
+        Assert.Equal(StatusCode.PermissionDenied, (await Refused(s => s.Dataset = "../..")).StatusCode);
+        Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest())).Runs);
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => cluster.Client.GetRunAsync(new GetRunRequest { RunId = "run-x" }).ResponseAsync)).StatusCode);
+    }
+
+    [Fact]
+    public async Task DeleteRun_Ended_RemovesRecordAndFiles()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync();
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(3) });
+        await cluster.WatchToEndAsync(run.Id);
+        Assert.True(Directory.Exists(cluster.RunFolder(run.Id)));
+        await cluster.Client.DeleteRunAsync(new DeleteRunRequest { RunId = run.Id });
+        Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest())).Runs);
+        Assert.False(Directory.Exists(cluster.RunFolder(run.Id)));
+    }
+}
