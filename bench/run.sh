@@ -20,6 +20,8 @@ cases=(
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
+  "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
+  "scale-out|scale|--ipc 10 --steps 60 --target-batch 5000|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
@@ -54,18 +56,59 @@ export DISTILL_SANDBOX_BIND="$data"
 log="$repo/.cache/bench/$name.log"
 mkdir -p "$(dirname "$log")"
 
-if [ "$dataset" = service ]; then
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+# start_service PROJECT PORT ARGS...: a service in the background, waited for until it listens.
+start_service() {
+  local project="$1" port="$2"; shift 2
+  env ${DISTILL_BENCH_ENV:-} deploy/sandbox/sandbox.sh dotnet "services/$project/bin/Release/net10.0/$project.dll" --urls "http://127.0.0.1:$port" "$@" \
+    >>"$repo/.cache/bench/$name.services.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.2; done
+  echo "bench/run.sh: $project did not start on port $port (log: .cache/bench/$name.services.log)" >&2; exit 1
+}
+# submit DISTILLER_PORT: one run through the distiller's gRPC API, its result line into the log.
+submit() {
+  # shellcheck disable=SC2086
+  "${cli[@]}" submit --distiller "http://127.0.0.1:$1" --dataset mnist $arguments | tee -a "$log"
+}
+
+if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ]; then
   dir="$data/mnist"
   [ -e "$dir/train-images-idx3-ubyte.gz" ] || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; }
   dotnet build services/Distill.KernelService -c Release -nologo -v quiet >/dev/null
-  port="${DISTILL_BENCH_PORT:-5071}"
-  deploy/sandbox/sandbox.sh dotnet services/Distill.KernelService/bin/Release/net10.0/Distill.KernelService.dll \
-    --urls "http://127.0.0.1:$port" --KernelService:DataRoot="$data" >"$repo/.cache/bench/$name.server.log" 2>&1 &
-  server=$!
-  trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+  dotnet build services/Distill.DistillerService -c Release -nologo -v quiet >/dev/null
+  : >"$log"; : >"$repo/.cache/bench/$name.services.log"
+  base="${DISTILL_BENCH_PORT:-5071}"
+fi
+
+if [ "$dataset" = service ]; then
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"
   # shellcheck disable=SC2086
-  "${cli[@]}" kernel-benchmark --data "$dir" --address "http://127.0.0.1:$port" --remote-path mnist $arguments | tee "$log"
+  "${cli[@]}" kernel-benchmark --data "$dir" --address "http://127.0.0.1:$base" --remote-path mnist $arguments | tee "$log"
+elif [ "$dataset" = e2e ]; then
+  rm -rf "$repo/.cache/bench/$name.state"
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"
+  start_service Distill.DistillerService "$((base + 1))" --Distiller:DataRoot="$data" \
+    --Distiller:DataFolder="$repo/.cache/bench/$name.state" --Distiller:KernelServices:0="http://127.0.0.1:$base"
+  submit "$((base + 1))"
+elif [ "$dataset" = scale ]; then
+  # Two kernel services of one thread each against one such service, on the same run.
+  one_thread=(--KernelService:DataRoot="$data" --KernelService:Threads=1 --KernelService:MaxConcurrentRequests=1)
+  start_service Distill.KernelService "$base" "${one_thread[@]}"
+  start_service Distill.KernelService "$((base + 1))" "${one_thread[@]}"
+  for services in 1 2; do
+    rm -rf "$repo/.cache/bench/$name.state$services"
+    kernels=(--Distiller:KernelServices:0="http://127.0.0.1:$base")
+    [ "$services" = 2 ] && kernels+=(--Distiller:KernelServices:1="http://127.0.0.1:$((base + 1))")
+    start_service Distill.DistillerService "$((base + 1 + services))" --Distiller:DataRoot="$data" \
+      --Distiller:DataFolder="$repo/.cache/bench/$name.state$services" "${kernels[@]}"
+    submit "$((base + 1 + services))"
+  done
+  one="$(grep '^result ' "$log" | sed -n 1p | sed 's/.*steps_per_second=\([0-9.]*\).*/\1/')"
+  two="$(grep '^result ' "$log" | sed -n 2p | sed 's/.*steps_per_second=\([0-9.]*\).*/\1/')"
+  speedup="$(awk -v a="$one" -v b="$two" 'BEGIN { printf "%.3f", b / a }')"
+  echo "result services=2 one_service_steps_per_second=$one two_services_steps_per_second=$two speedup=$speedup steps_per_second=$two" >>"$log"
 elif [ "$dataset" = none ]; then
   # shellcheck disable=SC2086
   "${cli[@]}" $arguments | tee "$log"

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Distillation;
@@ -37,12 +38,15 @@ public sealed class AdamOptimizer : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         StepCount++;
-        FirstMoment.mul_(Beta1).add_(gradient, alpha: 1 - Beta1);
-        SecondMoment.mul_(Beta2).addcmul_(gradient, gradient, value: 1 - Beta2);
-        var firstCorrection = 1 - Math.Pow(Beta1, StepCount);
-        var secondCorrection = 1 - Math.Pow(Beta2, StepCount);
-        var denominator = SecondMoment.div(secondCorrection).sqrt_().add_(Epsilon);
-        parameter.addcdiv_(FirstMoment, denominator, value: -LearningRate / firstCorrection);
+        // Scalars held in locals: TorchSharp passes a Scalar's raw handle to native code, so a
+        // temporary one could be finalized by the GC in the middle of the call.
+        using Scalar beta1 = Beta1, oneMinusBeta1 = 1 - Beta1, beta2 = Beta2, oneMinusBeta2 = 1 - Beta2, epsilon = Epsilon;
+        using Scalar secondCorrection = 1 - Math.Pow(Beta2, StepCount);
+        using Scalar stepSize = -LearningRate / (1 - Math.Pow(Beta1, StepCount));
+        FirstMoment.mul_(beta1).add_(gradient, alpha: oneMinusBeta1);
+        SecondMoment.mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
+        var denominator = SecondMoment.div(secondCorrection).sqrt_().add_(epsilon);
+        parameter.addcdiv_(FirstMoment, denominator, value: stepSize);
     }
 
     public void Dispose()

@@ -1,5 +1,6 @@
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Distillation;
@@ -68,8 +69,10 @@ public sealed class KipObjective
         using var kss = Kernel.ForwardSymmetric(supportImages);
         using var kts = Kernel.Forward(targetImages, supportImages);
 
-        var ridge = KernelRidgeRegression.Ridge(kss.Value, Regularization).item<double>();
-        var (factor, method) = KernelRidgeRegression.Factor(kss.Value, ridge);
+        var ridgeValue = KernelRidgeRegression.Ridge(kss.Value, Regularization).item<double>();
+        // Scalars held for the whole call (see AdamOptimizer.Step).
+        using Scalar ridge = ridgeValue, scaleScalar = scale, ridgeScale = Regularization / ns;
+        var (factor, method) = KernelRidgeRegression.Factor(kss.Value, ridgeValue);
         Tensor SolveA(Tensor rhs) => factor is not null
             ? cholesky_solve(rhs, factor)
             : linalg.solve(kss.Value.add(eye(ns, dtype: kss.Value.dtype).mul(ridge)), rhs);
@@ -78,9 +81,9 @@ public sealed class KipObjective
         var residual = kts.Value.matmul(alpha).sub_(targetLabels);
         var loss = residual.square().sum().item<double>() * 0.5 * scale;
         var reduction = kts.Value.t().matmul(residual);
-        var beta = SolveA(reduction.mul(scale));
-        var costTs = residual.mul(scale).matmul(alpha.t());
-        var ridgeGrad = beta.mul(alpha).sum().neg().mul(Regularization / ns);
+        var beta = SolveA(reduction.mul(scaleScalar));
+        var costTs = residual.mul(scaleScalar).matmul(alpha.t());
+        var ridgeGrad = beta.mul(alpha).sum().neg().mul(ridgeScale);
         var costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kss.Value.dtype).mul(ridgeGrad));
 
         var gradient = kts.Backward(costTs, wantGrad1: false).Grad2!.add_(kss.Backward(costSs).Grad1!);

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -42,24 +43,26 @@ public sealed class FullyConnectedKernel : IKernel
     {
         CheckOperands(x1, x2);
         double d = x1.shape[1];
+        // Scalars held for the whole call (see AdamOptimizer.Step).
+        using Scalar inputScale = _w2 / d, w2 = _w2, b2 = _b2, halfW2 = _w2 / 2, one = 1;
         // First Dense layer: Sigma^1 = W^2 x.x'/d + b^2 and Theta^1 = Sigma^1.
-        var k = x1.matmul(x2.t()).mul_(_w2 / d).add_(_b2);
-        var q1 = SquaredNorms(x1).mul_(_w2 / d).add_(_b2);
-        var q2 = symmetric ? q1 : SquaredNorms(x2).mul_(_w2 / d).add_(_b2);
-        var offDiagonal = symmetric ? eye(k.shape[0], dtype: k.dtype, device: k.device).neg_().add_(1) : null;
+        var k = x1.matmul(x2.t()).mul_(inputScale).add_(b2);
+        var q1 = SquaredNorms(x1).mul_(inputScale).add_(b2);
+        var q2 = symmetric ? q1 : SquaredNorms(x2).mul_(inputScale).add_(b2);
+        var offDiagonal = symmetric ? eye(k.shape[0], dtype: k.dtype, device: k.device).neg_().add_(one) : null;
         var ntk = k;
 
         for (int layer = 0; layer < Spec.Depth; layer++)
         {
             var relu = ReluArcCosine.Apply(k, q1, q2, offDiagonal);
             layers?.Add(new Layer(relu, ntk));
-            var next = relu.Expectation.mul(_w2).add_(_b2);
+            var next = relu.Expectation.mul(w2).add_(b2);
             if (Spec.Kind == KernelKind.Ntk)
-                ntk = next.addcmul(relu.Derivative, ntk, value: _w2);
+                ntk = next.addcmul(relu.Derivative, ntk, value: w2);
             k = next;
             // E[relu(u)^2] = q/2 exactly.
-            q1 = q1.mul(_w2 / 2).add_(_b2);
-            q2 = symmetric ? q1 : q2.mul(_w2 / 2).add_(_b2);
+            q1 = q1.mul(halfW2).add_(b2);
+            q2 = symmetric ? q1 : q2.mul(halfW2).add_(b2);
         }
         return Spec.Kind == KernelKind.Ntk ? ntk : k;
     }
@@ -68,6 +71,7 @@ public sealed class FullyConnectedKernel : IKernel
     private (Tensor? Grad1, Tensor? Grad2) Backward(Tensor x1, Tensor x2, bool symmetric, List<Layer> layers,
         Tensor cotangent, bool wantGrad1, bool wantGrad2)
     {
+        using Scalar w2 = _w2, halfW2 = _w2 / 2, scale = _w2 / x1.shape[1], twoScale = 2 * _w2 / x1.shape[1];
         var gradK = cotangent;                                       // d/dSigma^(l+1)
         Tensor? gradNtk = Spec.Kind == KernelKind.Ntk ? cotangent : null;  // d/dTheta^(l+1)
         var n1 = x1.shape[0];
@@ -79,15 +83,15 @@ public sealed class FullyConnectedKernel : IKernel
         {
             var (relu, ntkIn) = layers[layer];
             // q^(l+1) = W^2 q^l / 2 + b^2
-            gradQ1 = gradQ1.mul(_w2 / 2);
-            if (!symmetric) gradQ2 = gradQ2.mul(_w2 / 2);
+            gradQ1 = gradQ1.mul(halfW2);
+            if (!symmetric) gradQ2 = gradQ2.mul(halfW2);
             // Sigma^(l+1) = W^2 Sigma-hat + b^2; Theta^(l+1) = Sigma^(l+1) + W^2 Sigma-dot Theta^l
-            var gradExpectation = gradK.mul(_w2);
+            var gradExpectation = gradK.mul(w2);
             Tensor? gradDerivative = null;
             if (gradNtk is not null)
             {
-                gradDerivative = gradNtk.mul(ntkIn).mul_(_w2);
-                gradNtk = gradNtk.mul(relu.Derivative).mul_(_w2);
+                gradDerivative = gradNtk.mul(ntkIn).mul_(w2);
+                gradNtk = gradNtk.mul(relu.Derivative).mul_(w2);
             }
             var (dk, dq1, dq2) = relu.Backward(gradExpectation, gradDerivative);
             gradK = gradNtk is null ? dk : dk.add_(gradNtk);       // Theta^l = Sigma^l + ...
@@ -96,15 +100,13 @@ public sealed class FullyConnectedKernel : IKernel
         }
 
         // Sigma^1 = W^2 x.x'/d + b^2, q^1 = W^2 |x|^2/d + b^2
-        double d = x1.shape[1];
-        double scale = _w2 / d;
         if (symmetric)
         {
-            var grad = gradK.add(gradK.t()).matmul(x1).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(2 * scale));
+            var grad = gradK.add(gradK.t()).matmul(x1).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(twoScale));
             return (grad, null);
         }
-        Tensor? grad1 = wantGrad1 ? gradK.matmul(x2).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(2 * scale)) : null;
-        Tensor? grad2 = wantGrad2 ? gradK.t().matmul(x1).mul_(scale).add_(x2.mul(gradQ2.unsqueeze(1)).mul_(2 * scale)) : null;
+        Tensor? grad1 = wantGrad1 ? gradK.matmul(x2).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(twoScale)) : null;
+        Tensor? grad2 = wantGrad2 ? gradK.t().matmul(x1).mul_(scale).add_(x2.mul(gradQ2.unsqueeze(1)).mul_(twoScale)) : null;
         return (grad1, grad2);
     }
 

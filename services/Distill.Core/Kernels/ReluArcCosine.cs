@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -17,6 +18,10 @@ internal sealed class ReluArcCosine
     private const double RelativeFloor = 1e-12;
     private const double AbsoluteFloor = 1e-30;
 
+    // Static Scalars are never finalized mid-call (see AdamOptimizer.Step).
+    private static readonly Scalar RelativeFloorScalar = RelativeFloor, AbsoluteFloorScalar = AbsoluteFloor, MinusOne = -1, One = 1,
+        Zero = 0, Two = 2, Half = 0.5, Pi = Math.PI, TwoPi = 2 * Math.PI, FourPi = 4 * Math.PI, InverseTwoPi = 1 / (2 * Math.PI), Tiny = 1e-300;
+
     public required Tensor K { get; init; }              // input covariance (diagonal zeroed when symmetric)
     public required Tensor Q1 { get; init; }
     public required Tensor Q2 { get; init; }
@@ -33,18 +38,18 @@ internal sealed class ReluArcCosine
         // so the masked-out branch cannot leak 0 * inf = NaN into autograd.
         var kSafe = offDiagonal is null ? k : k.mul(offDiagonal);
         var qq = q1.unsqueeze(1).mul(q2.unsqueeze(0));
-        var s2 = qq.addcmul(kSafe, kSafe, value: -1);
-        var sFloored = maximum(s2, qq.mul(RelativeFloor).add_(AbsoluteFloor)).sqrt();
+        var s2 = qq.addcmul(kSafe, kSafe, value: MinusOne);
+        var sFloored = maximum(s2, qq.mul(RelativeFloorScalar).add_(AbsoluteFloorScalar)).sqrt();
         // Value from the exact s, gradient (under autograd) through the floored one.
-        var s = sFloored.add(s2.detach().clamp_min(0).sqrt_().sub_(sFloored.detach()));
-        var piMinusTheta = atan2(s, kSafe).neg().add_(Math.PI);
-        var expectation = s.addcmul(piMinusTheta, kSafe, value: 1).div_(2 * Math.PI);
-        var derivative = piMinusTheta.div(2 * Math.PI);
+        var s = sFloored.add(s2.detach().clamp_min(Zero).sqrt_().sub_(sFloored.detach()));
+        var piMinusTheta = atan2(s, kSafe).neg().add_(Pi);
+        var expectation = s.addcmul(piMinusTheta, kSafe, value: One).div_(TwoPi);
+        var derivative = piMinusTheta.div(TwoPi);
         if (offDiagonal is not null)
         {
             var diagonal = offDiagonal.logical_not();
-            expectation = where(diagonal, q1.div(2).unsqueeze(1).expand_as(k), expectation);
-            derivative = where(diagonal, full_like(k, 0.5), derivative);
+            expectation = where(diagonal, q1.div(Two).unsqueeze(1).expand_as(k), expectation);
+            derivative = where(diagonal, full_like(k, Half), derivative);
         }
         return new ReluArcCosine
         {
@@ -67,7 +72,7 @@ internal sealed class ReluArcCosine
         if (gradDerivative is not null)
         {
             var ratio = gradDerivative.div(SFloored);
-            gradK.add_(ratio, alpha: 1 / (2 * Math.PI));
+            gradK.add_(ratio, alpha: InverseTwoPi);
             t.sub_(ratio.mul_(K));
         }
         Tensor? diagonalGrad = null;
@@ -75,11 +80,11 @@ internal sealed class ReluArcCosine
         {
             gradK.mul_(OffDiagonal);
             t.mul_(OffDiagonal);
-            diagonalGrad = gradExpectation.diagonal().div(2);
+            diagonalGrad = gradExpectation.diagonal().div(Two);
         }
         // q >= b_std^2 > 0 in practice; the clamp keeps a zero-norm input with b_std = 0 at 0/tiny = 0.
-        var gradQ1 = t.sum(1).div_(Q1.clamp_min(1e-300).mul(4 * Math.PI));
-        var gradQ2 = t.sum(dim: 0).div_(Q2.clamp_min(1e-300).mul(4 * Math.PI));
+        var gradQ1 = t.sum(1).div_(Q1.clamp_min(Tiny).mul(FourPi));
+        var gradQ2 = t.sum(dim: 0).div_(Q2.clamp_min(Tiny).mul(FourPi));
         if (diagonalGrad is not null) gradQ1.add_(diagonalGrad);
         return (gradK, gradQ1, gradQ2);
     }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Regression;
@@ -20,8 +21,11 @@ public static class KernelRidgeRegression
     private const int JitterRetries = 4;
 
     /// <summary>lambda = |reg| * tr(K) / n, as a 0-d tensor that keeps K's autograd graph.</summary>
-    public static Tensor Ridge(Tensor gram, double regularization) =>
-        gram.diagonal().mean().mul(Math.Abs(regularization));
+    public static Tensor Ridge(Tensor gram, double regularization)
+    {
+        using Scalar factor = Math.Abs(regularization);  // held for the call (see AdamOptimizer.Step)
+        return gram.diagonal().mean().mul(factor);
+    }
 
     /// <summary>
     /// The Cholesky factor of K + lambda I (symmetrised). When the factorisation fails the
@@ -32,12 +36,14 @@ public static class KernelRidgeRegression
     {
         using var scope = NewDisposeScope();
         var n = gram.shape[0];
-        var symmetric = gram.add(gram.t()).div_(2);
+        using Scalar two = 2;
+        var symmetric = gram.add(gram.t()).div_(two);
         var identity = eye(n, dtype: gram.dtype, device: gram.device);
         var extra = ridge;
         for (int attempt = 0; attempt <= JitterRetries; attempt++)
         {
-            var (factor, info) = linalg.cholesky_ex(symmetric.add(identity.mul(extra)));
+            using Scalar jitter = extra;
+            var (factor, info) = linalg.cholesky_ex(symmetric.add(identity.mul(jitter)));
             if (info.max().item<int>() == 0)
                 return (factor.MoveToOuterDisposeScope(), attempt == 0 ? SolveMethod.Cholesky : SolveMethod.CholeskyWithJitter);
             extra = Math.Max(extra * 10, 1e-12 * Math.Max(1e-300, symmetric.diagonal().abs().mean().item<double>()));
@@ -52,8 +58,14 @@ public static class KernelRidgeRegression
         var (factor, method) = Factor(gram, ridge);
         Tensor solution = factor is not null
             ? cholesky_solve(rhs, factor)
-            : linalg.solve(gram.add(eye(gram.shape[0], dtype: gram.dtype, device: gram.device).mul(ridge)), rhs);
+            : LuSolve(gram, ridge, rhs);
         return (solution.MoveToOuterDisposeScope(), method);
+    }
+
+    private static Tensor LuSolve(Tensor gram, double ridge, Tensor rhs)
+    {
+        using Scalar lambda = ridge;
+        return linalg.solve(gram.add(eye(gram.shape[0], dtype: gram.dtype, device: gram.device).mul(lambda)), rhs);
     }
 
     /// <summary>Fits alpha for support Gram K_ss and labels Y_s with the trace-scaled ridge.</summary>

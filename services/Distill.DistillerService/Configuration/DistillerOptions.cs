@@ -11,8 +11,14 @@ public sealed class DistillerOptions
     /// <summary>Datasets are named relative to this folder; kernel services must see the same tree under their own data root.</summary>
     public string? DataRoot { get; set; }
 
-    /// <summary>Kernel service addresses (http://host:port); an entry dns:///name:port is resolved to all its addresses.</summary>
-    public string[] KernelServices { get; set; } = ["http://127.0.0.1:5051"];
+    /// <summary>
+    /// Kernel service addresses (http://host:port); an entry dns:///name:port is resolved to
+    /// all its addresses. Empty means one local service on the default port. (No default
+    /// entries here: the configuration binder appends to an array rather than replacing it.)
+    /// </summary>
+    public string[] KernelServices { get; set; } = [];
+
+    public const string DefaultKernelService = "http://127.0.0.1:5051";
 
     /// <summary>Key the kernel services require, if any.</summary>
     public string? KernelServiceApiKey { get; set; }

@@ -36,9 +36,8 @@ public sealed class KernelServicePool : IDisposable
     {
         _options = options.Value;
         _logger = logger;
-        if (_options.KernelServices.Length == 0)
-            throw new InvalidOperationException("Distiller:KernelServices lists no kernel service");
-        Endpoints = _options.KernelServices.SelectMany(Expand).Select(address => new KernelEndpoint(address, GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        var addresses = _options.KernelServices.Length == 0 ? [DistillerOptions.DefaultKernelService] : _options.KernelServices;
+        Endpoints = addresses.SelectMany(Expand).Select(address => new KernelEndpoint(address, GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             MaxReceiveMessageSize = 256 << 20,
             MaxSendMessageSize = 256 << 20,

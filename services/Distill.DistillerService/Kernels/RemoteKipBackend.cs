@@ -62,6 +62,25 @@ public sealed class RemoteKipBackend(
         return result;
     }
 
+    /// <summary>
+    /// Registers the dataset on every reachable service up front: loading it takes seconds,
+    /// and a run's steps should not wait for it one service at a time.
+    /// </summary>
+    public async Task PrepareAsync(CancellationToken cancellation)
+    {
+        await Task.WhenAll(pool.Endpoints.Select(async endpoint =>
+        {
+            try
+            {
+                await pool.CallAsync(endpoint, dataset, (_, id, _) => Task.FromResult(id), cancellation);
+            }
+            catch (RpcException e) when (!cancellation.IsCancellationRequested)
+            {
+                logger.LogWarning("Kernel service {Address} could not register {Dataset}: {Status}", endpoint.Address, dataset.Path, e.Status);
+            }
+        }));
+    }
+
     public async Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, CancellationToken cancellation)
     {
         var support = supportImages.ToMessage();

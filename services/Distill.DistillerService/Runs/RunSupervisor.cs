@@ -189,6 +189,7 @@ public sealed class RunSupervisor : BackgroundService
         SetState(id, RunState.Running, "loading the dataset");
         var data = await DatasetAsync(run.Spec);
         var backend = Backend(run.Spec, options.Kernel, options.Regularization, data.TrainImages.shape[0], id);
+        await backend.PrepareAsync(cancellation);
         var folder = _store.RunFolder(id);
         var summary = await LocalRun.ExecuteAsync(data, options, folder, resume: true, backend, e => OnEvent(id, e), cancellation);
         SetState(id, RunState.Succeeded, $"finished: test accuracy {summary.TestAccuracy:P2} after {summary.Steps} steps");
