@@ -32,6 +32,12 @@ public sealed class DistillerOptions
     /// <summary>Deadline of one kernel call.</summary>
     public double CallTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>
+    /// TorchSharp threads of the distiller itself. Its tensor work is small (Adam on the
+    /// support set); more threads would only spin beside the kernel services on the same cores.
+    /// </summary>
+    public int Threads { get; set; } = 1;
+
     /// <summary>How often a paused run probes for a kernel service to come back.</summary>
     public double ProbeIntervalSeconds { get; set; } = 1;
 }

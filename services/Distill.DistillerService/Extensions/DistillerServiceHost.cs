@@ -17,7 +17,7 @@ public static class DistillerServiceHost
         builder.AddServiceDefaults("distill-distiller", []);
         builder.AddDistiller();
         var app = builder.Build();
-        Core.Runtime.TorchRuntime.Configure();
+        Core.Runtime.TorchRuntime.Configure(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DistillerOptions>>().Value.Threads);
         app.MapServiceDefaults();
         app.MapGrpcService<DistillerGrpcService>();
         return app;
