@@ -21,7 +21,7 @@ cases=(
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
-  "scale-out|scale|--ipc 50 --steps 30 --target-batch 5000|"
+  "scale-out|scale|--ipc 10 --steps 60 --target-batch 5000|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
@@ -57,14 +57,20 @@ log="$repo/.cache/bench/$name.log"
 mkdir -p "$(dirname "$log")"
 
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+# Each service runs in its own session, so that stopping it stops the sandbox and the
+# dotnet process inside it together.
+trap 'for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 # start_service PROJECT PORT ARGS...: a service in the background, waited for until it listens.
 start_service() {
   local project="$1" port="$2"; shift 2
-  env ${DISTILL_BENCH_ENV:-} deploy/sandbox/sandbox.sh dotnet "services/$project/bin/Release/net10.0/$project.dll" --urls "http://127.0.0.1:$port" "$@" \
+  setsid env ${DISTILL_BENCH_ENV:-} deploy/sandbox/sandbox.sh dotnet "services/$project/bin/Release/net10.0/$project.dll" --urls "http://127.0.0.1:$port" "$@" \
     >>"$repo/.cache/bench/$name.services.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.2; done
+  for _ in $(seq 1 150); do
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "bench/run.sh: $project exited at start (port $port taken?)" >&2; exit 1; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.2
+  done
   echo "bench/run.sh: $project did not start on port $port (log: .cache/bench/$name.services.log)" >&2; exit 1
 }
 # submit DISTILLER_PORT: one run through the distiller's gRPC API, its result line into the log.
