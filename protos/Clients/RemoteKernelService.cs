@@ -1,5 +1,4 @@
 using Distill.Core.Distillation;
-using Distill.Core.Regression;
 using Distill.Protos.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
@@ -45,14 +44,7 @@ public sealed class RemoteKernelService(KernelService.KernelServiceClient client
         };
         request.Targets.Indices.AddRange(targetIndices);
         var response = await client.KipShardStepAsync(request, headers, cancellationToken: cancellation);
-        return (new KipShardResult
-        {
-            Loss = response.Loss,
-            Reduction = response.Reduction.ToTorch("reduction"),
-            SupportGradient = response.SupportGradient.ToTorch("support_gradient"),
-            LabelGradient = response.LabelGradient is null ? null : response.LabelGradient.ToTorch("label_gradient"),
-            Method = Enum.TryParse<SolveMethod>(response.SolveMethod, out var method) ? method : SolveMethod.Cholesky,
-        }, TimeSpan.FromSeconds(response.ComputeSeconds));
+        return (response.ToResult(), TimeSpan.FromSeconds(response.ComputeSeconds));
     }
 
     /// <summary>K(rows of a dataset, support) streamed in blocks; returns the number of entries received.</summary>

@@ -48,18 +48,24 @@ public sealed class RemoteKipBackend(
             return client.KipShardStepAsync(request, options).ResponseAsync;
         }, cancellation)));
 
-        using var scope = NewDisposeScope();
-        Tensor Sum(Func<KipShardResponse, Protos.Kernel.V1.Tensor> field, string name) =>
-            responses.Select(r => field(r).ToTorch(name, allowNonFinite: true)).Aggregate((a, b) => a.add_(b));
-        var result = new KipShardResult
+        // Summed in shard order, whichever service computed each shard.
+        var results = responses.Select(r => r.ToResult()).ToList();
+        var total = results[0];
+        foreach (var next in results.Skip(1))
         {
-            Loss = responses.Sum(r => r.Loss),
-            Reduction = Sum(r => r.Reduction, "reduction").MoveToOuterDisposeScope(),
-            SupportGradient = Sum(r => r.SupportGradient, "support_gradient").MoveToOuterDisposeScope(),
-            LabelGradient = wantLabelGradient ? Sum(r => r.LabelGradient, "label_gradient").MoveToOuterDisposeScope() : null,
-            Method = responses.Select(r => Enum.Parse<SolveMethod>(r.SolveMethod)).Max(),
+            total.Reduction.add_(next.Reduction);
+            total.SupportGradient.add_(next.SupportGradient);
+            total.LabelGradient?.add_(next.LabelGradient!);
+            next.Dispose();
+        }
+        return new KipShardResult
+        {
+            Loss = results.Sum(r => r.Loss),
+            Reduction = total.Reduction,
+            SupportGradient = total.SupportGradient,
+            LabelGradient = wantLabelGradient ? total.LabelGradient : null,
+            Method = results.Max(r => r.Method),
         };
-        return result;
     }
 
     /// <summary>
