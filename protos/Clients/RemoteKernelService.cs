@@ -14,9 +14,6 @@ namespace Distill.Protos.Clients;
 /// </summary>
 public sealed class RemoteKernelService(KernelService.KernelServiceClient client, Metadata? headers = null)
 {
-    public Task<ServerInfo> GetServerInfoAsync(CancellationToken cancellation = default) =>
-        client.GetServerInfoAsync(new GetServerInfoRequest(), headers, cancellationToken: cancellation).ResponseAsync;
-
     public async Task<DatasetInfo> RegisterDatasetAsync(string path, bool standardize = true, bool zca = false, CancellationToken cancellation = default) =>
         await client.RegisterDatasetAsync(new RegisterDatasetRequest
         {

@@ -28,8 +28,6 @@ public sealed class TensorThreadPool : IDisposable
         foreach (var worker in _workers.Reverse()) _idle.Push(worker);
     }
 
-    public int ThreadCount => _workers.Length;
-
     public Task<T> RunAsync<T>(Func<T> work, CancellationToken cancellation = default)
     {
         if (cancellation.IsCancellationRequested) return Task.FromCanceled<T>(cancellation);

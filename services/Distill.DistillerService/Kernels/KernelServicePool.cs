@@ -45,7 +45,7 @@ public sealed class KernelServicePool : IDisposable
         _headers = string.IsNullOrEmpty(_options.KernelServiceApiKey) ? null : new Metadata { { "authorization", $"Bearer {_options.KernelServiceApiKey}" } };
         _retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<RpcException>(e => Transient.Contains(e.StatusCode)),
+            ShouldHandle = new PredicateBuilder().Handle<RpcException>(IsTransient),
             MaxRetryAttempts = Math.Max(0, _options.RetryAttempts - 1),
             BackoffType = DelayBackoffType.Exponential,
             Delay = TimeSpan.FromMilliseconds(200),
@@ -59,6 +59,9 @@ public sealed class KernelServicePool : IDisposable
     }
 
     public IReadOnlyList<KernelEndpoint> Endpoints { get; }
+
+    /// <summary>A failure worth retrying, on the same service or another one.</summary>
+    public static bool IsTransient(RpcException e) => Transient.Contains(e.StatusCode);
 
     /// <summary>
     /// Calls <paramref name="call"/> on one endpoint with the dataset's id there, retrying

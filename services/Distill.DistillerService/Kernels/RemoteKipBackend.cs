@@ -145,9 +145,8 @@ public sealed class RemoteKipBackend(
                 {
                     throw new OperationCanceledException(cancellation);
                 }
-                catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.ResourceExhausted
-                                                 or StatusCode.Aborted or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled
-                                             && !cancellation.IsCancellationRequested)
+                // A service that cancels a call it was not asked to cancel is going away too.
+                catch (RpcException e) when (KernelServicePool.IsTransient(e) || e.StatusCode == StatusCode.Cancelled)
                 {
                     logger.LogWarning("Kernel service {Address} failed: {Status}", endpoint.Address, e.Status);
                 }

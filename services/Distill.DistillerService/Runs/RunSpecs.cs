@@ -42,20 +42,10 @@ public static class RunSpecs
         catch (ArgumentException e) { throw Invalid(e.ParamName ?? "", e.Message.Split(" (Parameter")[0].Replace("kernel.", "", StringComparison.Ordinal), prefix: false); }
     }
 
-    public static PreprocessingSpec Preprocessing(RunSpec spec)
-    {
-        var p = spec.Preprocessing;
-        var result = p is null ? new PreprocessingSpec() : new PreprocessingSpec(p.Standardize, p.Zca, p.HasZcaRegularization ? p.ZcaRegularization : 0.1);
-        try { return result.Validate(); }
-        catch (ArgumentException e) { throw Invalid("preprocessing", e.Message, prefix: false); }
-    }
+    public static PreprocessingSpec Preprocessing(RunSpec spec) => spec.Preprocessing.ToCore("spec.preprocessing");
 
     /// <summary>The preprocessing message that kernel services register the dataset with (defaults made explicit).</summary>
-    public static Protos.Kernel.V1.Preprocessing PreprocessingMessage(RunSpec spec)
-    {
-        var p = Preprocessing(spec);
-        return new Protos.Kernel.V1.Preprocessing { Standardize = p.Standardize, Zca = p.Zca, ZcaRegularization = p.ZcaRegularization };
-    }
+    public static Protos.Kernel.V1.Preprocessing PreprocessingMessage(RunSpec spec) => Preprocessing(spec).ToMessage();
 
     public static CoreKernels.KernelSpec Kernel(Protos.Kernel.V1.KernelSpec? message) => message.ToCore("spec.kernel");
 

@@ -236,9 +236,7 @@ public sealed class KernelGrpcService(
             var dataset = datasets.Get(request.DatasetId, "dataset_id");
             var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);
             using var scope = NewDisposeScope();
-            var support = reader.Matrix(request.Support, "support");
-            if (support.shape[1] != dataset.FeatureCount)
-                throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+            var support = reader.Support(request.Support, dataset);
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             reader.CheckElements(split.Count * support.shape[0], "split x support");
             var result = KrrEvaluator.Evaluate(kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
@@ -259,9 +257,7 @@ public sealed class KernelGrpcService(
             var regularization = RequestReader.Regularization(request.Regularization);
             using var scope = NewDisposeScope();
             var (dataset, split, index) = reader.Rows(request.Targets, "targets");
-            var support = reader.Matrix(request.Support, "support");
-            if (support.shape[1] != dataset.FeatureCount)
-                throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+            var support = reader.Support(request.Support, dataset);
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             var count = index.shape[0];
             var total = request.TotalTargets == 0 ? count : request.TotalTargets;
@@ -294,9 +290,7 @@ public sealed class KernelGrpcService(
         {
             using var scope = NewDisposeScope();
             var (dataset, split, index) = reader.Rows(request.Targets, "targets");
-            var support = reader.Matrix(request.Support, "support");
-            if (support.shape[1] != dataset.FeatureCount)
-                throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+            var support = reader.Support(request.Support, dataset);
             reader.CheckElements(index.shape[0] * support.shape[0], "targets x support");
             var (normal, projected) = LabelSolver.Accumulate(kernel, support, split.Features.index_select(0, index), split.Targets.index_select(0, index));
             metrics.Computed(nameof(LabelSolveShard), (index.shape[0] + support.shape[0]) * support.shape[0]);

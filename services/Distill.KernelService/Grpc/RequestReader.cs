@@ -20,13 +20,7 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
 {
     public static CoreKernels.KernelSpec Kernel(KernelSpec? message, string field = "kernel") => message.ToCore(field);
 
-    public static PreprocessingSpec Preprocessing(Protos.Kernel.V1.Preprocessing? message)
-    {
-        if (message is null) return new PreprocessingSpec();
-        var spec = new PreprocessingSpec(message.Standardize, message.Zca, message.HasZcaRegularization ? message.ZcaRegularization : 0.1);
-        try { return spec.Validate(); }
-        catch (ArgumentException e) { throw new ArgumentException(e.Message, "preprocessing"); }
-    }
+    public static PreprocessingSpec Preprocessing(Protos.Kernel.V1.Preprocessing? message) => message.ToCore("preprocessing");
 
     public static double Regularization(double value, string field = "regularization") =>
         double.IsFinite(value) && value >= 0 ? value : throw new ArgumentException($"{field}: must be a non-negative finite number, got {value}", field);
@@ -94,6 +88,15 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
     {
         if (elements > options.Value.MaxElementsPerRequest)
             throw new ResourceLimitException($"{field}: {elements} elements exceed the server's limit of {options.Value.MaxElementsPerRequest} per request");
+    }
+
+    /// <summary>Inline support images, which must have the dataset's feature count.</summary>
+    public Tensor Support(Protos.Kernel.V1.Tensor? message, RegisteredDataset dataset)
+    {
+        var support = Matrix(message, "support");
+        if (support.shape[1] != dataset.FeatureCount)
+            throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+        return support;
     }
 
     public static void SameFeatures(Tensor a, string fieldA, Tensor b, string fieldB)
