@@ -21,7 +21,8 @@ cases=(
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
-  "scale-out|scale|--ipc 10 --steps 60 --target-batch 5000|"
+  "scale-out|scale|--ipc 10 --steps 200 --target-batch 5000|"
+  "scale-out-10k|scale|--ipc 10 --steps 100 --target-batch 10000|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
@@ -99,7 +100,10 @@ elif [ "$dataset" = e2e ]; then
     --Distiller:DataFolder="$repo/.cache/bench/$name.state" --Distiller:KernelServices:0="http://127.0.0.1:$base"
   submit "$((base + 1))"
 elif [ "$dataset" = scale ]; then
-  # Two kernel services of one thread each against one such service, on the same run.
+  # Two kernel services of one thread each against one such service, on the same run. Each
+  # side has its own distiller, warmed by a short run (the first steps of a fresh process
+  # compile code); then measured runs alternate between the sides so that machine noise
+  # hits both alike, and each side's median counts.
   one_thread=(--KernelService:DataRoot="$data" --KernelService:Threads=1 --KernelService:MaxConcurrentRequests=1)
   start_service Distill.KernelService "$base" "${one_thread[@]}"
   start_service Distill.KernelService "$((base + 1))" "${one_thread[@]}"
@@ -109,12 +113,23 @@ elif [ "$dataset" = scale ]; then
     [ "$services" = 2 ] && kernels+=(--Distiller:KernelServices:1="http://127.0.0.1:$((base + 1))")
     start_service Distill.DistillerService "$((base + 1 + services))" --Distiller:DataRoot="$data" \
       --Distiller:DataFolder="$repo/.cache/bench/$name.state$services" "${kernels[@]}"
-    submit "$((base + 1 + services))"
+    # shellcheck disable=SC2086
+    "${cli[@]}" submit --distiller "http://127.0.0.1:$((base + 1 + services))" --dataset mnist ${arguments/--steps [0-9]*/--steps 30} >/dev/null
   done
-  one="$(grep '^result ' "$log" | sed -n 1p | sed 's/.*steps_per_second=\([0-9.]*\).*/\1/')"
-  two="$(grep '^result ' "$log" | sed -n 2p | sed 's/.*steps_per_second=\([0-9.]*\).*/\1/')"
+  rounds="${DISTILL_SCALE_ROUNDS:-3}"
+  for round in $(seq 1 "$rounds"); do
+    for services in 1 2; do
+      echo "round $round/$rounds, $services kernel service(s):"
+      submit "$((base + 1 + services))"
+    done
+  done
+  # Results alternate one service, two services; the median of each side.
+  median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  rates="$(grep '^result ' "$log" | sed 's/.*steps_per_second=\([0-9.]*\).*/\1/')"
+  one="$(awk 'NR % 2 == 1' <<<"$rates" | median)"
+  two="$(awk 'NR % 2 == 0' <<<"$rates" | median)"
   speedup="$(awk -v a="$one" -v b="$two" 'BEGIN { printf "%.3f", b / a }')"
-  echo "result services=2 one_service_steps_per_second=$one two_services_steps_per_second=$two speedup=$speedup steps_per_second=$two" >>"$log"
+  echo "result services=2 rounds=$rounds one_service_steps_per_second=$one two_services_steps_per_second=$two speedup=$speedup steps_per_second=$two" >>"$log"
 elif [ "$dataset" = none ]; then
   # shellcheck disable=SC2086
   "${cli[@]}" $arguments | tee "$log"

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Google.Protobuf;
 using static TorchSharp.torch;
 using TensorMessage = Distill.Protos.Kernel.V1.Tensor;
@@ -19,9 +18,8 @@ public static class TensorMessages
         var message = new TensorMessage { Dtype = dtype };
         message.Shape.AddRange(tensor.shape);
         var contiguous = tensor.detach().to_type(dtype == DType.Float32 ? ScalarType.Float32 : ScalarType.Float64).contiguous();
-        message.Data = dtype == DType.Float32
-            ? UnsafeByteOperations.UnsafeWrap(MemoryMarshal.AsBytes(contiguous.data<float>().ToArray().AsSpan()).ToArray())
-            : UnsafeByteOperations.UnsafeWrap(MemoryMarshal.AsBytes(contiguous.data<double>().ToArray().AsSpan()).ToArray());
+        // One copy, straight from the tensor's storage.
+        message.Data = ByteString.CopyFrom(contiguous.bytes);
         return message;
     }
 
@@ -45,9 +43,13 @@ public static class TensorMessages
             throw new ArgumentException($"{field}.data: shape [{string.Join(",", message.Shape)}] of {message.Dtype} needs {count * elementSize} bytes, got {message.Data.Length}", field);
 
         var shape = message.Shape.ToArray();
-        Tensor result = message.Dtype == DType.Float32
-            ? tensor(MemoryMarshal.Cast<byte, float>(message.Data.Span).ToArray(), shape).to_type(ScalarType.Float64)
-            : tensor(MemoryMarshal.Cast<byte, double>(message.Data.Span).ToArray(), shape, dtype: ScalarType.Float64);
+        var result = empty(shape, dtype: message.Dtype == DType.Float32 ? ScalarType.Float32 : ScalarType.Float64);
+        message.Data.Span.CopyTo(result.bytes);
+        if (message.Dtype == DType.Float32)
+        {
+            using var single = result;
+            result = single.to_type(ScalarType.Float64);
+        }
         if (!allowNonFinite && count > 0)
         {
             bool finite;

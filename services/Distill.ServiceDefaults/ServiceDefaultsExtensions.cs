@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
@@ -25,6 +26,10 @@ public static class ServiceDefaultsExtensions
         var section = builder.Configuration.GetSection(ServerOptions.Section);
         builder.Services.Configure<ServerOptions>(section);
         var server = section.Get<ServerOptions>() ?? new ServerOptions();
+        // Four log lines per request from the hosting and routing middleware are noise next to a
+        // kernel call; they stay off unless the configuration sets its own level.
+        if (builder.Configuration["Logging:LogLevel:Microsoft.AspNetCore"] is null)
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

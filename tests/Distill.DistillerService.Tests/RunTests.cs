@@ -187,4 +187,34 @@ public class RunTests
         Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest())).Runs);
         Assert.False(Directory.Exists(cluster.RunFolder(run.Id)));
     }
+
+    [Fact]
+    public async Task ConcurrentRuns_ShareTheServices_AndTheThirdWaitsForASlot()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync(distillerSettings: new Dictionary<string, string?> { ["Distiller:MaxConcurrentRuns"] = "2" });
+        var ids = new List<string>();
+        foreach (var steps in new[] { 30, 30, 10 })
+            ids.Add((await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(steps) })).Id);
+
+        // Every run's events in the order they arrive, across the three streams.
+        var arrivals = new System.Collections.Concurrent.ConcurrentQueue<(int Run, Protos.Distiller.V1.RunEvent Event)>();
+        await Task.WhenAll(ids.Select(async (id, run) =>
+        {
+            using var call = cluster.Client.WatchRun(new WatchRunRequest { RunId = id });
+            await foreach (var e in call.ResponseStream.ReadAllAsync()) arrivals.Enqueue((run, e));
+        }));
+        var log = arrivals.ToList();
+        Assert.All(ids.Select((_, run) => log.Last(a => a.Run == run).Event.State?.State), state => Assert.Equal(RunState.Succeeded, state));
+
+        // The two admitted runs advance together: when the first finishes, the other is well on its way.
+        int firstDone = log.FindIndex(a => a.Run < 2 && a.Event.Progress?.Step == 30);
+        int other = 1 - log[firstDone].Run;
+        long otherStep = log.Take(firstDone).Where(a => a.Run == other && a.Event.Progress is not null).Select(a => a.Event.Progress.Step).DefaultIfEmpty().Max();
+        Assert.True(otherStep >= 15, $"run {other} was at step {otherStep} of 30 when run {1 - other} finished: the runs did not share the services");
+
+        // The third was queued until a slot freed.
+        int firstEnd = log.FindIndex(a => a.Run < 2 && a.Event.State?.State == RunState.Succeeded);
+        int thirdStarts = log.FindIndex(a => a.Run == 2 && a.Event.Progress is not null);
+        Assert.True(thirdStarts > firstEnd, $"the third run stepped (event {thirdStarts}) before either of the first two ended (event {firstEnd})");
+    }
 }

@@ -20,9 +20,10 @@ public static class ImageGrid
         for (int i = 0; i < labels.Length; i++) rows[labels[i]].Add(i);
         int columns = Math.Max(1, rows.Max(r => r.Count));
         int cellWidth = width * scale + Padding, cellHeight = height * scale + Padding;
-
-        using var bitmap = new SKBitmap(columns * cellWidth + Padding, classCount * cellHeight + Padding, SKColorType.Rgba8888, SKAlphaType.Opaque);
-        bitmap.Erase(SKColors.White);
+        int imageWidth = columns * cellWidth + Padding, imageHeight = classCount * cellHeight + Padding;
+        // Composed in a plain RGBA buffer: SetPixel per pixel goes through a canvas draw each time.
+        var rgba = new byte[imageWidth * imageHeight * 4];
+        Array.Fill(rgba, (byte)255);
         int plane = height * width;
         for (int row = 0; row < classCount; row++)
         {
@@ -33,14 +34,14 @@ public static class ImageGrid
                 for (int x = 0; x < width * scale; x++)
                 {
                     int p = offset + (y / scale) * width + x / scale;
-                    byte r = ToByte(pixels[p]);
-                    var color = channels == 1 ? new SKColor(r, r, r) : new SKColor(r, ToByte(pixels[p + plane]), ToByte(pixels[p + 2 * plane]));
-                    bitmap.SetPixel(Padding + column * cellWidth + x, Padding + row * cellHeight + y, color);
+                    int at = ((Padding + row * cellHeight + y) * imageWidth + Padding + column * cellWidth + x) * 4;
+                    for (int channel = 0; channel < 3; channel++)
+                        rgba[at + channel] = ToByte(pixels[channels == 1 ? p : p + channel * plane]);
                 }
             }
         }
 
-        using var image = SKImage.FromBitmap(bitmap);
+        using var image = SKImage.FromPixelCopy(new SKImageInfo(imageWidth, imageHeight, SKColorType.Rgba8888, SKAlphaType.Opaque), rgba);
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);
         AtomicFile.WriteAllBytes(path, data.AsSpan());
     }

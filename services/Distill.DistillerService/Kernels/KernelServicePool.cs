@@ -41,6 +41,9 @@ public sealed class KernelServicePool : IDisposable
         {
             MaxReceiveMessageSize = 256 << 20,
             MaxSendMessageSize = 256 << 20,
+            // A shard's gradient is megabytes; the default 64 KiB window turns each response into
+            // dozens of window-update round trips, which on loopback never grow the window.
+            HttpHandler = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 16 << 20 },
         }))).ToArray();
         _headers = string.IsNullOrEmpty(_options.KernelServiceApiKey) ? null : new Metadata { { "authorization", $"Bearer {_options.KernelServiceApiKey}" } };
         _retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions

@@ -36,7 +36,7 @@ public sealed class RemoteKipBackend(
         var support = supportImages.ToMessage();
         var labels = supportLabels.ToMessage();
         var shards = Shards(targetIndices.Length);
-        var responses = await Task.WhenAll(shards.Select((range, i) => OnAnyAsync(i, (client, id, options) =>
+        var results = await Task.WhenAll(shards.Select((range, i) => OnAnyAsync(i, async (client, id, options) =>
         {
             var request = new KipShardRequest
             {
@@ -45,11 +45,11 @@ public sealed class RemoteKipBackend(
                 Targets = new DatasetRows { DatasetId = id, Split = Split.Train },
             };
             request.Targets.Indices.AddRange(targetIndices.Skip(range.Start).Take(range.Count));
-            return client.KipShardStepAsync(request, options).ResponseAsync;
+            // Converted as each arrives, while the other shards are still computing.
+            return (await client.KipShardStepAsync(request, options).ResponseAsync).ToResult();
         }, cancellation)));
 
         // Summed in shard order, whichever service computed each shard.
-        var results = responses.Select(r => r.ToResult()).ToList();
         var total = results[0];
         foreach (var next in results.Skip(1))
         {
