@@ -5,14 +5,19 @@
 #
 #   ./test.sh                 the default suite (no datasets needed)
 #   ./test.sh --slow          also the opt-in suites that need ../shared/datasets
+#   ./test.sh --postgres      also the run store on PostgreSQL: a throwaway local server
+#                             (installed from apt when missing) unless DISTILL_TEST_POSTGRES
+#                             already names one
 #   ./test.sh --filter EXPR   pass a dotnet test filter
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 filter=""
+postgres=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --slow) export DISTILL_SLOW_TESTS=1 ;;
+    --postgres) postgres=1 ;;
     --filter) filter="$2"; shift ;;
     *) echo "test.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -27,7 +32,28 @@ dotnet build Distill.Grpc.sln -c Release -nologo -v quiet
 args=(test Distill.Grpc.sln -c Release --no-build -nologo --logger "console;verbosity=normal")
 [ -n "$filter" ] && args+=(--filter "$filter")
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+pgdir=""
+cleanup() {
+  rm -f "$log"
+  [ -z "$pgdir" ] || { as_postgres "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
+}
+trap cleanup EXIT
+# PostgreSQL refuses to run as root: as root, its tools run as the postgres user.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if [ -n "$postgres" ] && [ -z "${DISTILL_TEST_POSTGRES:-}" ]; then
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  pgdir="$(mktemp -d)"
+  [ "$(id -u)" = 0 ] && chown postgres "$pgdir"
+  port="${DISTILL_TEST_POSTGRES_PORT:-55432}"
+  as_postgres "$pgbin/initdb" -D "$pgdir/data" -A trust -U distill >/dev/null
+  as_postgres "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
+    -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  export DISTILL_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Username=distill;Database=postgres"
+fi
 status=0
 deploy/sandbox/sandbox.sh dotnet "${args[@]}" 2>&1 | tee "$log" || status=$?
 

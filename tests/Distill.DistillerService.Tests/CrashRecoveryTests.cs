@@ -110,7 +110,7 @@ public sealed class CrashRecoveryTests : IDisposable
     private Run Stored(string id)
     {
         // Read the store's own file, as the next process will.
-        var store = new Runs.RunStore(Microsoft.Extensions.Options.Options.Create(new Configuration.DistillerOptions { DataFolder = DataFolder }), TimeProvider.System);
+        using var store = new Runs.RunStore(Microsoft.Extensions.Options.Options.Create(new Configuration.DistillerOptions { DataFolder = DataFolder }), TimeProvider.System);
         return store.Get(id)!;
     }
 

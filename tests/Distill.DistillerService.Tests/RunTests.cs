@@ -217,4 +217,18 @@ public class RunTests
         int thirdStarts = log.FindIndex(a => a.Run == 2 && a.Event.Progress is not null);
         Assert.True(thirdStarts > firstEnd, $"the third run stepped (event {thirdStarts}) before either of the first two ended (event {firstEnd})");
     }
+
+    [SkippableFact]
+    public async Task Run_OnPostgres_KeepsRunAndEventsInTheDatabase()
+    {
+        using var database = new StoreDatabase(StoreDatabase.Postgres);
+        await using var cluster = await LoopbackCluster.StartAsync(distillerSettings: database.Settings);
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(5) });
+        var events = await cluster.WatchToEndAsync(run.Id);
+
+        Assert.Equal(RunState.Succeeded, events[^1].State.State);
+        Assert.Equal(events.Count, database.Count($"SELECT COUNT(*) FROM events WHERE run_id = '{run.Id}'"));
+        Assert.Equal(1, database.Count("SELECT COUNT(*) FROM runs"));
+        Assert.False(File.Exists(Path.Combine(cluster.DataFolder, "distiller.db")));
+    }
 }

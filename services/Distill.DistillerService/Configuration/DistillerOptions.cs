@@ -8,6 +8,13 @@ public sealed class DistillerOptions
     /// <summary>Where run state lives: distiller.db (SQLite) and runs/ID/ checkpoints and outputs.</summary>
     public string DataFolder { get; set; } = "distiller-data";
 
+    /// <summary>
+    /// Npgsql connection string (Host=...;Database=...;Username=...): runs and events go to
+    /// PostgreSQL instead of distiller.db. Checkpoints and outputs stay under DataFolder.
+    /// One distiller per database: each resumes every unfinished run it finds there.
+    /// </summary>
+    public string? PostgresConnectionString { get; set; }
+
     /// <summary>Datasets are named relative to this folder; kernel services must see the same tree under their own data root.</summary>
     public string? DataRoot { get; set; }
 

@@ -1,19 +1,24 @@
+using System.Data.Common;
 using Distill.DistillerService.Configuration;
 using Distill.Protos.Distiller.V1;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Distill.DistillerService.Runs;
 
 /// <summary>
-/// Runs and their event histories in one SQLite file (WAL journal, so a killed process
-/// loses at most the statement in flight). Rows hold protobuf messages: the API's own types.
+/// Runs and their event histories: one SQLite file under the data folder (WAL journal, so a
+/// killed process loses at most the statement in flight), or a PostgreSQL database when
+/// <see cref="DistillerOptions.PostgresConnectionString"/> is set. Rows hold protobuf
+/// messages, the API's own types, so both databases need only the plain SQL below.
 /// </summary>
-public sealed class RunStore
+public sealed class RunStore : IDisposable
 {
-    private readonly string _connectionString;
+    private readonly DbDataSource _database;
+    private readonly bool _sqlite;
     private readonly TimeProvider _time;
     private readonly Lock _append = new();
 
@@ -23,13 +28,28 @@ public sealed class RunStore
         var folder = Path.GetFullPath(options.Value.DataFolder);
         Directory.CreateDirectory(folder);
         RunsFolder = Path.Combine(folder, "runs");
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = Path.Combine(folder, "distiller.db"), Pooling = true }.ToString();
+        var postgres = options.Value.PostgresConnectionString;
+        _sqlite = string.IsNullOrEmpty(postgres);
+        _database = _sqlite
+            ? SqliteFactory.Instance.CreateDataSource(new SqliteConnectionStringBuilder { DataSource = Path.Combine(folder, "distiller.db"), Pooling = true }.ToString())
+            : NpgsqlDataSource.Create(Postgres(postgres!));
         using var connection = Open();
-        Execute(connection, """
-            PRAGMA journal_mode = WAL;
-            CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, created INTEGER NOT NULL, run BLOB NOT NULL);
-            CREATE TABLE IF NOT EXISTS events (run_id TEXT NOT NULL, sequence INTEGER NOT NULL, event BLOB NOT NULL, PRIMARY KEY (run_id, sequence));
+        var (blob, integer) = _sqlite ? ("BLOB", "INTEGER") : ("BYTEA", "BIGINT");
+        Execute(connection, (_sqlite ? "PRAGMA journal_mode = WAL;" : "") + $"""
+            CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, created {integer} NOT NULL, run {blob} NOT NULL);
+            CREATE TABLE IF NOT EXISTS events (run_id TEXT NOT NULL, sequence {integer} NOT NULL, event {blob} NOT NULL, PRIMARY KEY (run_id, sequence));
             """);
+    }
+
+    /// <summary>
+    /// GSS encryption off unless asked for: trying it loads Kerberos, which slim images lack
+    /// (it then prints an error on every start); TLS is set with SSL Mode as usual.
+    /// </summary>
+    private static string Postgres(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!connectionString.Contains("gss", StringComparison.OrdinalIgnoreCase)) builder.GssEncryptionMode = GssEncryptionMode.Disable;
+        return builder.ToString();
     }
 
     public string RunsFolder { get; }
@@ -41,10 +61,10 @@ public sealed class RunStore
         run.Updated = Timestamp.FromDateTimeOffset(_time.GetUtcNow());
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO runs (id, created, run) VALUES ($id, $created, $run) ON CONFLICT(id) DO UPDATE SET run = excluded.run";
-        command.Parameters.AddWithValue("$id", run.Id);
-        command.Parameters.AddWithValue("$created", run.Created.ToDateTimeOffset().ToUnixTimeMilliseconds());
-        command.Parameters.AddWithValue("$run", run.ToByteArray());
+        command.CommandText = "INSERT INTO runs (id, created, run) VALUES (@id, @created, @run) ON CONFLICT(id) DO UPDATE SET run = excluded.run";
+        command.Add("@id", run.Id);
+        command.Add("@created", run.Created.ToDateTimeOffset().ToUnixTimeMilliseconds());
+        command.Add("@run", run.ToByteArray());
         command.ExecuteNonQuery();
     }
 
@@ -52,8 +72,8 @@ public sealed class RunStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT run FROM runs WHERE id = $id";
-        command.Parameters.AddWithValue("$id", id);
+        command.CommandText = "SELECT run FROM runs WHERE id = @id";
+        command.Add("@id", id);
         return command.ExecuteScalar() is byte[] bytes ? Run.Parser.ParseFrom(bytes) : null;
     }
 
@@ -72,11 +92,11 @@ public sealed class RunStore
     {
         using var connection = Open();
         using var transaction = connection.BeginTransaction();
-        foreach (var sql in new[] { "DELETE FROM events WHERE run_id = $id", "DELETE FROM runs WHERE id = $id" })
+        foreach (var sql in new[] { "DELETE FROM events WHERE run_id = @id", "DELETE FROM runs WHERE id = @id" })
         {
             using var command = connection.CreateCommand();
             command.CommandText = sql;
-            command.Parameters.AddWithValue("$id", id);
+            command.Add("@id", id);
             command.ExecuteNonQuery();
         }
         transaction.Commit();
@@ -94,17 +114,17 @@ public sealed class RunStore
         using var transaction = connection.BeginTransaction();
         using (var next = connection.CreateCommand())
         {
-            next.CommandText = "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE run_id = $id";
-            next.Parameters.AddWithValue("$id", runId);
+            next.CommandText = "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE run_id = @id";
+            next.Add("@id", runId);
             runEvent.Sequence = (long)next.ExecuteScalar()!;
         }
         runEvent.Time ??= Timestamp.FromDateTimeOffset(_time.GetUtcNow());
         using (var insert = connection.CreateCommand())
         {
-            insert.CommandText = "INSERT INTO events (run_id, sequence, event) VALUES ($id, $sequence, $event)";
-            insert.Parameters.AddWithValue("$id", runId);
-            insert.Parameters.AddWithValue("$sequence", runEvent.Sequence);
-            insert.Parameters.AddWithValue("$event", runEvent.ToByteArray());
+            insert.CommandText = "INSERT INTO events (run_id, sequence, event) VALUES (@id, @sequence, @event)";
+            insert.Add("@id", runId);
+            insert.Add("@sequence", runEvent.Sequence);
+            insert.Add("@event", runEvent.ToByteArray());
             insert.ExecuteNonQuery();
         }
         transaction.Commit();
@@ -115,29 +135,42 @@ public sealed class RunStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT event FROM events WHERE run_id = $id AND sequence > $after ORDER BY sequence";
-        command.Parameters.AddWithValue("$id", runId);
-        command.Parameters.AddWithValue("$after", afterSequence);
+        command.CommandText = "SELECT event FROM events WHERE run_id = @id AND sequence > @after ORDER BY sequence";
+        command.Add("@id", runId);
+        command.Add("@after", afterSequence);
         using var reader = command.ExecuteReader();
         var events = new List<RunEvent>();
         while (reader.Read()) events.Add(RunEvent.Parser.ParseFrom((byte[])reader[0]));
         return events;
     }
 
-    private SqliteConnection Open()
+    private DbConnection Open()
     {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
+        var connection = _database.OpenConnection();
         // WAL with NORMAL sync survives a killed process (what crash recovery needs) without
         // an fsync per progress event; checkpoints themselves are flushed files.
-        Execute(connection, "PRAGMA synchronous = NORMAL;");
+        if (_sqlite) Execute(connection, "PRAGMA synchronous = NORMAL;");
         return connection;
     }
 
-    private static void Execute(SqliteConnection connection, string sql)
+    private static void Execute(DbConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
+    }
+
+    public void Dispose() => _database.Dispose();
+}
+
+/// <summary>Named parameters for any ADO.NET provider; both databases read @name.</summary>
+internal static class DbCommandParameters
+{
+    public static void Add(this DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
     }
 }
