@@ -21,8 +21,8 @@ cases=(
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
-  "scale-out|scale|--ipc 10 --steps 200 --target-batch 5000|"
-  "scale-out-10k|scale|--ipc 10 --steps 100 --target-batch 10000|"
+  "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
+  "scale-out-5k|scale|--ipc 10 --steps 200 --target-batch 5000|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then

@@ -35,12 +35,14 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public GrpcChannel Channel { get; private set; } = null!;
     public Distiller.DistillerClient Client { get; private set; } = null!;
 
-    public static async Task<LoopbackCluster> StartAsync(int kernelServices = 1, IDictionary<string, string?>? distillerSettings = null)
+    public static async Task<LoopbackCluster> StartAsync(int kernelServices = 1, IDictionary<string, string?>? distillerSettings = null,
+        IDictionary<string, string?>? kernelSettings = null)
     {
         var cluster = new LoopbackCluster(Directory.CreateTempSubdirectory("distill-cluster-"));
         for (int i = 0; i < kernelServices; i++)
         {
-            var kernel = KernelServiceHost.Build(["--urls", "http://127.0.0.1:0"], builder => Quiet(builder, new Dictionary<string, string?> { ["KernelService:DataRoot"] = cluster.DataRoot }));
+            var kernelConfiguration = new Dictionary<string, string?>(kernelSettings ?? new Dictionary<string, string?>()) { ["KernelService:DataRoot"] = cluster.DataRoot };
+            var kernel = KernelServiceHost.Build(["--urls", "http://127.0.0.1:0"], builder => Quiet(builder, kernelConfiguration));
             cluster.KernelAddresses.Add(await cluster.StartAsync(kernel));
         }
         var settings = new Dictionary<string, string?>

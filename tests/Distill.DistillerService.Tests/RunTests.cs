@@ -191,7 +191,11 @@ public class RunTests
     [Fact]
     public async Task ConcurrentRuns_ShareTheServices_AndTheThirdWaitsForASlot()
     {
-        await using var cluster = await LoopbackCluster.StartAsync(distillerSettings: new Dictionary<string, string?> { ["Distiller:MaxConcurrentRuns"] = "2" });
+        // A kernel service that computes one call at a time and refuses the rest, and no
+        // retries: the runs must queue for it rather than be refused (which would pause them).
+        await using var cluster = await LoopbackCluster.StartAsync(
+            distillerSettings: new Dictionary<string, string?> { ["Distiller:MaxConcurrentRuns"] = "2", ["Distiller:RetryAttempts"] = "1" },
+            kernelSettings: new Dictionary<string, string?> { ["KernelService:MaxConcurrentRequests"] = "1" });
         var ids = new List<string>();
         foreach (var steps in new[] { 30, 30, 10 })
             ids.Add((await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(steps) })).Id);
@@ -205,6 +209,7 @@ public class RunTests
         }));
         var log = arrivals.ToList();
         Assert.All(ids.Select((_, run) => log.Last(a => a.Run == run).Event.State?.State), state => Assert.Equal(RunState.Succeeded, state));
+        Assert.DoesNotContain(log, a => a.Event.State?.State == RunState.Paused);
 
         // The two admitted runs advance together: when the first finishes, the other is well on its way.
         int firstDone = log.FindIndex(a => a.Run < 2 && a.Event.Progress?.Step == 30);

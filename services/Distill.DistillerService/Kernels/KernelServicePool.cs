@@ -29,6 +29,7 @@ public sealed class KernelServicePool : IDisposable
     private readonly DistillerOptions _options;
     private readonly ILogger<KernelServicePool> _logger;
     private readonly ConcurrentDictionary<(string Address, string Dataset), Task<string>> _registrations = new();
+    private readonly ConcurrentDictionary<string, Task<SemaphoreSlim>> _slots = new();
     private readonly ResiliencePipeline _retry;
     private readonly Metadata? _headers;
 
@@ -46,10 +47,11 @@ public sealed class KernelServicePool : IDisposable
             HttpHandler = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 16 << 20 },
         }))).ToArray();
         _headers = string.IsNullOrEmpty(_options.KernelServiceApiKey) ? null : new Metadata { { "authorization", $"Bearer {_options.KernelServiceApiKey}" } };
-        _retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+        // One attempt means no retry strategy at all: Polly refuses a retry count of zero.
+        _retry = _options.RetryAttempts <= 1 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
             ShouldHandle = new PredicateBuilder().Handle<RpcException>(IsTransient),
-            MaxRetryAttempts = Math.Max(0, _options.RetryAttempts - 1),
+            MaxRetryAttempts = _options.RetryAttempts - 1,
             BackoffType = DelayBackoffType.Exponential,
             Delay = TimeSpan.FromMilliseconds(200),
             UseJitter = false,
@@ -69,26 +71,37 @@ public sealed class KernelServicePool : IDisposable
     /// <summary>
     /// Calls <paramref name="call"/> on one endpoint with the dataset's id there, retrying
     /// transient failures; a NOT_FOUND for the dataset (a restarted service) re-registers it once.
+    /// The call first waits for one of the service's compute slots (its
+    /// max_concurrent_requests), so that runs sharing saturated services queue here and
+    /// take turns in arrival order instead of being refused and backing off.
     /// </summary>
     public async Task<T> CallAsync<T>(KernelEndpoint endpoint, DatasetReference dataset,
         Func<KernelService.KernelServiceClient, string, CallOptions, Task<T>> call, CancellationToken cancellation)
     {
         return await _retry.ExecuteAsync(async token =>
         {
-            var options = new CallOptions(_headers, DateTime.UtcNow.AddSeconds(_options.CallTimeoutSeconds), token);
-            var id = await DatasetIdAsync(endpoint, dataset, options);
+            var id = await DatasetIdAsync(endpoint, dataset, Options(token));
+            var slots = await Cached(_slots, endpoint.Address, () => SlotsAsync(endpoint)).WaitAsync(token);
+            await slots.WaitAsync(token);
             try
             {
-                return await call(endpoint.Client, id, options);
+                return await call(endpoint.Client, id, Options(token));
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && e.Status.Detail.Contains("dataset", StringComparison.Ordinal))
             {
                 _registrations.TryRemove((endpoint.Address, dataset.Key), out _);
-                id = await DatasetIdAsync(endpoint, dataset, options);
-                return await call(endpoint.Client, id, options);
+                id = await DatasetIdAsync(endpoint, dataset, Options(token));
+                return await call(endpoint.Client, id, Options(token));
+            }
+            finally
+            {
+                slots.Release();
             }
         }, cancellation);
     }
+
+    /// <summary>The deadline counts from the call itself, not from the wait for a slot.</summary>
+    private CallOptions Options(CancellationToken token) => new(_headers, DateTime.UtcNow.AddSeconds(_options.CallTimeoutSeconds), token);
 
     /// <summary>True when the endpoint answers GetServerInfo now.</summary>
     public async Task<bool> IsReachableAsync(KernelEndpoint endpoint, CancellationToken cancellation)
@@ -104,16 +117,22 @@ public sealed class KernelServicePool : IDisposable
         }
     }
 
-    private Task<string> DatasetIdAsync(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options)
+    private Task<string> DatasetIdAsync(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options) =>
+        Cached(_registrations, (endpoint.Address, dataset.Key), () => Register(endpoint, dataset, options));
+
+    /// <summary>The cached task for a key, started again when the last attempt failed.</summary>
+    private static Task<T> Cached<TKey, T>(ConcurrentDictionary<TKey, Task<T>> cache, TKey key, Func<Task<T>> start) where TKey : notnull
     {
-        var key = (endpoint.Address, dataset.Key);
-        var registration = _registrations.GetOrAdd(key, _ => Register(endpoint, dataset, options));
-        if (registration.IsFaulted || registration.IsCanceled)
-        {
-            _registrations.TryRemove(new KeyValuePair<(string, string), Task<string>>(key, registration));
-            registration = _registrations.GetOrAdd(key, _ => Register(endpoint, dataset, options));
-        }
-        return registration;
+        var task = cache.GetOrAdd(key, _ => start());
+        if (!task.IsFaulted && !task.IsCanceled) return task;
+        cache.TryRemove(new KeyValuePair<TKey, Task<T>>(key, task));
+        return cache.GetOrAdd(key, _ => start());
+    }
+
+    private async Task<SemaphoreSlim> SlotsAsync(KernelEndpoint endpoint)
+    {
+        var info = await endpoint.Client.GetServerInfoAsync(new GetServerInfoRequest(), _headers, DateTime.UtcNow.AddSeconds(30));
+        return new SemaphoreSlim(Math.Max(1, info.MaxConcurrentRequests));
     }
 
     private async Task<string> Register(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options)
