@@ -26,7 +26,8 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
         {
             throw;
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        // A client that goes away mid-stream surfaces as an aborted read: its cancellation, not a server fault.
+        catch (Exception e) when (e is OperationCanceledException or IOException && context.CancellationToken.IsCancellationRequested)
         {
             var expired = context.Deadline <= DateTime.UtcNow;
             throw new RpcException(new Grpc.Core.Status(expired ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,

@@ -32,7 +32,7 @@ public sealed class RunStore : IDisposable
         _sqlite = string.IsNullOrEmpty(postgres);
         _database = _sqlite
             ? SqliteFactory.Instance.CreateDataSource(new SqliteConnectionStringBuilder { DataSource = Path.Combine(folder, "distiller.db"), Pooling = true }.ToString())
-            : NpgsqlDataSource.Create(Postgres(postgres!));
+            : NpgsqlDataSource.Create(WithoutGssEncryption(postgres!));
         using var connection = Open();
         var (blob, integer) = _sqlite ? ("BLOB", "INTEGER") : ("BYTEA", "BIGINT");
         Execute(connection, (_sqlite ? "PRAGMA journal_mode = WAL;" : "") + $"""
@@ -45,7 +45,7 @@ public sealed class RunStore : IDisposable
     /// GSS encryption off unless asked for: trying it loads Kerberos, which slim images lack
     /// (it then prints an error on every start); TLS is set with SSL Mode as usual.
     /// </summary>
-    private static string Postgres(string connectionString)
+    private static string WithoutGssEncryption(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         if (!connectionString.Contains("gss", StringComparison.OrdinalIgnoreCase)) builder.GssEncryptionMode = GssEncryptionMode.Disable;
@@ -62,9 +62,9 @@ public sealed class RunStore : IDisposable
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "INSERT INTO runs (id, created, run) VALUES (@id, @created, @run) ON CONFLICT(id) DO UPDATE SET run = excluded.run";
-        command.Add("@id", run.Id);
-        command.Add("@created", run.Created.ToDateTimeOffset().ToUnixTimeMilliseconds());
-        command.Add("@run", run.ToByteArray());
+        command.AddParameter("@id", run.Id);
+        command.AddParameter("@created", run.Created.ToDateTimeOffset().ToUnixTimeMilliseconds());
+        command.AddParameter("@run", run.ToByteArray());
         command.ExecuteNonQuery();
     }
 
@@ -73,7 +73,7 @@ public sealed class RunStore : IDisposable
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT run FROM runs WHERE id = @id";
-        command.Add("@id", id);
+        command.AddParameter("@id", id);
         return command.ExecuteScalar() is byte[] bytes ? Run.Parser.ParseFrom(bytes) : null;
     }
 
@@ -96,7 +96,7 @@ public sealed class RunStore : IDisposable
         {
             using var command = connection.CreateCommand();
             command.CommandText = sql;
-            command.Add("@id", id);
+            command.AddParameter("@id", id);
             command.ExecuteNonQuery();
         }
         transaction.Commit();
@@ -115,16 +115,16 @@ public sealed class RunStore : IDisposable
         using (var next = connection.CreateCommand())
         {
             next.CommandText = "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE run_id = @id";
-            next.Add("@id", runId);
+            next.AddParameter("@id", runId);
             runEvent.Sequence = (long)next.ExecuteScalar()!;
         }
         runEvent.Time ??= Timestamp.FromDateTimeOffset(_time.GetUtcNow());
         using (var insert = connection.CreateCommand())
         {
             insert.CommandText = "INSERT INTO events (run_id, sequence, event) VALUES (@id, @sequence, @event)";
-            insert.Add("@id", runId);
-            insert.Add("@sequence", runEvent.Sequence);
-            insert.Add("@event", runEvent.ToByteArray());
+            insert.AddParameter("@id", runId);
+            insert.AddParameter("@sequence", runEvent.Sequence);
+            insert.AddParameter("@event", runEvent.ToByteArray());
             insert.ExecuteNonQuery();
         }
         transaction.Commit();
@@ -136,8 +136,8 @@ public sealed class RunStore : IDisposable
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT event FROM events WHERE run_id = @id AND sequence > @after ORDER BY sequence";
-        command.Add("@id", runId);
-        command.Add("@after", afterSequence);
+        command.AddParameter("@id", runId);
+        command.AddParameter("@after", afterSequence);
         using var reader = command.ExecuteReader();
         var events = new List<RunEvent>();
         while (reader.Read()) events.Add(RunEvent.Parser.ParseFrom((byte[])reader[0]));
@@ -166,7 +166,7 @@ public sealed class RunStore : IDisposable
 /// <summary>Named parameters for any ADO.NET provider; both databases read @name.</summary>
 internal static class DbCommandParameters
 {
-    public static void Add(this DbCommand command, string name, object value)
+    public static void AddParameter(this DbCommand command, string name, object value)
     {
         var parameter = command.CreateParameter();
         parameter.ParameterName = name;
