@@ -80,24 +80,36 @@ public sealed class KernelServicePool : IDisposable
     {
         return await _retry.ExecuteAsync(async token =>
         {
-            var id = await DatasetIdAsync(endpoint, dataset, Options(token));
-            var slots = await Cached(_slots, endpoint.Address, () => SlotsAsync(endpoint)).WaitAsync(token);
-            await slots.WaitAsync(token);
+            var id = await DatasetIdAsync(endpoint, dataset).WaitAsync(token);
             try
             {
-                return await call(endpoint.Client, id, Options(token));
+                return await InSlotAsync(endpoint, () => call(endpoint.Client, id, Options(token)), token);
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && e.Status.Detail.Contains("dataset", StringComparison.Ordinal))
             {
                 _registrations.TryRemove((endpoint.Address, dataset.Key), out _);
-                id = await DatasetIdAsync(endpoint, dataset, Options(token));
-                return await call(endpoint.Client, id, Options(token));
-            }
-            finally
-            {
-                slots.Release();
+                id = await DatasetIdAsync(endpoint, dataset).WaitAsync(token);
+                return await InSlotAsync(endpoint, () => call(endpoint.Client, id, Options(token)), token);
             }
         }, cancellation);
+    }
+
+    /// <summary>
+    /// A call made while holding one of the service's compute slots. Registration takes one
+    /// too (the service counts it), so no caller holds a slot while it waits for another.
+    /// </summary>
+    private async Task<T> InSlotAsync<T>(KernelEndpoint endpoint, Func<Task<T>> call, CancellationToken token)
+    {
+        var slots = await Cached(_slots, endpoint.Address, () => SlotsAsync(endpoint)).WaitAsync(token);
+        await slots.WaitAsync(token);
+        try
+        {
+            return await call();
+        }
+        finally
+        {
+            slots.Release();
+        }
     }
 
     /// <summary>The deadline counts from the call itself, not from the wait for a slot.</summary>
@@ -117,8 +129,8 @@ public sealed class KernelServicePool : IDisposable
         }
     }
 
-    private Task<string> DatasetIdAsync(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options) =>
-        Cached(_registrations, (endpoint.Address, dataset.Key), () => Register(endpoint, dataset, options));
+    private Task<string> DatasetIdAsync(KernelEndpoint endpoint, DatasetReference dataset) =>
+        Cached(_registrations, (endpoint.Address, dataset.Key), () => Register(endpoint, dataset));
 
     /// <summary>The cached task for a key, started again when the last attempt failed.</summary>
     private static Task<T> Cached<TKey, T>(ConcurrentDictionary<TKey, Task<T>> cache, TKey key, Func<Task<T>> start) where TKey : notnull
@@ -135,12 +147,13 @@ public sealed class KernelServicePool : IDisposable
         return new SemaphoreSlim(Math.Max(1, info.MaxConcurrentRequests));
     }
 
-    private async Task<string> Register(KernelEndpoint endpoint, DatasetReference dataset, CallOptions options)
+    /// <summary>Shared by every run that needs the dataset there, so no single run's cancellation stops it.</summary>
+    private async Task<string> Register(KernelEndpoint endpoint, DatasetReference dataset)
     {
-        var info = await endpoint.Client.RegisterDatasetAsync(new RegisterDatasetRequest
+        var info = await InSlotAsync(endpoint, () => endpoint.Client.RegisterDatasetAsync(new RegisterDatasetRequest
         {
             Path = dataset.Path, Format = dataset.Format, Preprocessing = dataset.Preprocessing,
-        }, options.WithCancellationToken(CancellationToken.None));
+        }, Options(CancellationToken.None)).ResponseAsync, CancellationToken.None);
         _logger.LogInformation("Registered {Dataset} on {Address} as {Id}", dataset.Path, endpoint.Address, info.DatasetId);
         return info.DatasetId;
     }
