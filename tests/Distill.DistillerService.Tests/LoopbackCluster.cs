@@ -85,7 +85,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         return app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
 
-    private static void Quiet(WebApplicationBuilder builder, IDictionary<string, string?> settings)
+    internal static void Quiet(WebApplicationBuilder builder, IDictionary<string, string?> settings)
     {
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);

@@ -27,6 +27,9 @@ public sealed class DistillerOptions
 
     public const string DefaultKernelService = "http://127.0.0.1:5051";
 
+    /// <summary>How often dns:/// entries are looked up again, to follow replicas as they come and go.</summary>
+    public double ResolveIntervalSeconds { get; set; } = 10;
+
     /// <summary>Key the kernel services require, if any.</summary>
     public string? KernelServiceApiKey { get; set; }
 

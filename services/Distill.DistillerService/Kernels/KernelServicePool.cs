@@ -16,10 +16,15 @@ public sealed record DatasetReference(string Path, string Format, Preprocessing 
     public string Key => $"{Path}|{Format}|{Preprocessing}";
 }
 
+/// <summary>Looks up a host name's addresses (DNS unless a test supplies its own).</summary>
+public delegate Task<IPAddress[]> HostResolver(string host, CancellationToken cancellation);
+
 /// <summary>
 /// The configured kernel services: one channel each, datasets registered on demand (and
 /// again after a service restarts and forgets them), and calls retried with exponential
-/// backoff before a caller moves the work elsewhere.
+/// backoff before a caller moves the work elsewhere. A dns:/// entry is looked up again
+/// every ResolveIntervalSeconds, so replicas added, removed or moved to new addresses are
+/// used without restarting the distiller.
 /// </summary>
 public sealed class KernelServicePool : IDisposable
 {
@@ -33,19 +38,23 @@ public sealed class KernelServicePool : IDisposable
     private readonly ResiliencePipeline _retry;
     private readonly Metadata? _headers;
 
-    public KernelServicePool(IOptions<DistillerOptions> options, ILogger<KernelServicePool> logger)
+    private readonly string[] _configured;
+    private readonly HostResolver _resolve;
+    // Every endpoint ever resolved, so a call in flight never sees its channel disposed.
+    private readonly ConcurrentDictionary<string, KernelEndpoint> _known = new();
+    private volatile IReadOnlyList<KernelEndpoint> _endpoints = [];
+    private long _resolvedAt;
+    private int _resolving;
+
+    public KernelServicePool(IOptions<DistillerOptions> options, ILogger<KernelServicePool> logger, HostResolver? resolve = null)
     {
         _options = options.Value;
         _logger = logger;
-        var addresses = _options.KernelServices.Length == 0 ? [DistillerOptions.DefaultKernelService] : _options.KernelServices;
-        Endpoints = addresses.SelectMany(Expand).Select(address => new KernelEndpoint(address, GrpcChannel.ForAddress(address, new GrpcChannelOptions
-        {
-            MaxReceiveMessageSize = 256 << 20,
-            MaxSendMessageSize = 256 << 20,
-            // A shard's gradient is megabytes; the default 64 KiB window turns each response into
-            // dozens of window-update round trips, which on loopback never grow the window.
-            HttpHandler = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 16 << 20 },
-        }))).ToArray();
+        _configured = _options.KernelServices.Length == 0 ? [DistillerOptions.DefaultKernelService] : _options.KernelServices;
+        _resolve = resolve ?? Dns.GetHostAddressesAsync;
+        // The first lookup before any run starts; a name that does not resolve yet (a
+        // service still starting) leaves the list empty and runs wait, PAUSED, for it.
+        RefreshAsync().GetAwaiter().GetResult();
         _headers = string.IsNullOrEmpty(_options.KernelServiceApiKey) ? null : new Metadata { { "authorization", $"Bearer {_options.KernelServiceApiKey}" } };
         // One attempt means no retry strategy at all: Polly refuses a retry count of zero.
         _retry = _options.RetryAttempts <= 1 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
@@ -63,7 +72,49 @@ public sealed class KernelServicePool : IDisposable
         }).Build();
     }
 
-    public IReadOnlyList<KernelEndpoint> Endpoints { get; }
+    /// <summary>The services now; reading it starts a new lookup of dns:/// entries when one is due.</summary>
+    public IReadOnlyList<KernelEndpoint> Endpoints
+    {
+        get
+        {
+            if (_configured.Any(IsDnsName)
+                && System.Diagnostics.Stopwatch.GetElapsedTime(Interlocked.Read(ref _resolvedAt)) > TimeSpan.FromSeconds(_options.ResolveIntervalSeconds)
+                && Interlocked.Exchange(ref _resolving, 1) == 0)
+                _ = RefreshAsync();
+            return _endpoints;
+        }
+    }
+
+    private async Task RefreshAsync()
+    {
+        try
+        {
+            var addresses = new List<string>();
+            foreach (var entry in _configured) addresses.AddRange(await ExpandAsync(entry));
+            var endpoints = addresses.Distinct().Select(address => _known.GetOrAdd(address, NewEndpoint)).ToArray();
+            if (!endpoints.Select(e => e.Address).SequenceEqual(_endpoints.Select(e => e.Address)))
+                _logger.LogInformation("Kernel services: {Addresses}", string.Join(", ", endpoints.Select(e => e.Address)));
+            _endpoints = endpoints;
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            _logger.LogWarning("Looking up the kernel services failed ({Error}); keeping {Count} known", e.Message, _endpoints.Count);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _resolvedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+            Volatile.Write(ref _resolving, 0);
+        }
+    }
+
+    private static KernelEndpoint NewEndpoint(string address) => new(address, GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        MaxReceiveMessageSize = 256 << 20,
+        MaxSendMessageSize = 256 << 20,
+        // A shard's gradient is megabytes; the default 64 KiB window turns each response into
+        // dozens of window-update round trips, which on loopback never grow the window.
+        HttpHandler = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 16 << 20 },
+    }));
 
     /// <summary>A failure worth retrying, on the same service or another one.</summary>
     public static bool IsTransient(RpcException e) => Transient.Contains(e.StatusCode);
@@ -158,21 +209,26 @@ public sealed class KernelServicePool : IDisposable
         return info.DatasetId;
     }
 
-    private static IEnumerable<string> Expand(string address)
+    private static bool IsDnsName(string address) => address.StartsWith("dns:///", StringComparison.Ordinal);
+
+    private async Task<IEnumerable<string>> ExpandAsync(string address)
     {
-        if (!address.StartsWith("dns:///", StringComparison.Ordinal))
+        if (!IsDnsName(address))
             return [address];
         // One channel per address behind the name: shards go to distinct servers.
         var hostPort = address["dns:///".Length..];
         var separator = hostPort.LastIndexOf(':');
+        if (separator < 0) throw new ArgumentException($"Distiller:KernelServices: '{address}' needs a port, as in dns:///name:5051");
         var host = hostPort[..separator];
         var port = hostPort[(separator + 1)..];
-        return Dns.GetHostAddresses(host).Select(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"http://[{ip}]:{port}" : $"http://{ip}:{port}");
+        var ips = await _resolve(host, CancellationToken.None);
+        return ips.OrderBy(ip => ip.ToString(), StringComparer.Ordinal)
+            .Select(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"http://[{ip}]:{port}" : $"http://{ip}:{port}");
     }
 
     public void Dispose()
     {
-        foreach (var endpoint in Endpoints) endpoint.Channel.Dispose();
+        foreach (var endpoint in _known.Values) endpoint.Channel.Dispose();
     }
 }
 

@@ -131,9 +131,10 @@ public sealed class RemoteKipBackend(
     private async Task<T> OnAnyAsync<T>(int preferred, Func<KernelService.KernelServiceClient, string, CallOptions, Task<T>> call,
         CancellationToken cancellation)
     {
-        var endpoints = pool.Endpoints;
         while (true)
         {
+            // Read again after each wait: the services may have changed meanwhile.
+            var endpoints = pool.Endpoints;
             for (int offset = 0; offset < endpoints.Count; offset++)
             {
                 var endpoint = endpoints[(preferred + offset) % endpoints.Count];
