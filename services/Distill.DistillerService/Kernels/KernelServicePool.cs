@@ -39,6 +39,7 @@ public sealed class KernelServicePool : IDisposable
     private readonly Metadata? _headers;
 
     private readonly string[] _configured;
+    private readonly bool _lookedUp;
     private readonly HostResolver _resolve;
     // Every endpoint ever resolved, so a call in flight never sees its channel disposed.
     private readonly ConcurrentDictionary<string, KernelEndpoint> _known = new();
@@ -52,6 +53,7 @@ public sealed class KernelServicePool : IDisposable
         _logger = logger;
         _configured = _options.KernelServices.Length == 0 ? [DistillerOptions.DefaultKernelService] : _options.KernelServices;
         _resolve = resolve ?? Dns.GetHostAddressesAsync;
+        _lookedUp = _configured.Any(IsDnsName);
         // The first lookup before any run starts; a name that does not resolve yet (a
         // service still starting) leaves the list empty and runs wait, PAUSED, for it.
         RefreshAsync().GetAwaiter().GetResult();
@@ -77,7 +79,7 @@ public sealed class KernelServicePool : IDisposable
     {
         get
         {
-            if (_configured.Any(IsDnsName)
+            if (_lookedUp
                 && System.Diagnostics.Stopwatch.GetElapsedTime(Interlocked.Read(ref _resolvedAt)) > TimeSpan.FromSeconds(_options.ResolveIntervalSeconds)
                 && Interlocked.Exchange(ref _resolving, 1) == 0)
                 _ = RefreshAsync();
