@@ -8,8 +8,6 @@ using Distill.Protos.Distiller.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Distill.DistillerService.Tests;
@@ -31,7 +29,7 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
         var dataRoot = Path.Combine(_directory.FullName, "data");
         TinyDataset.Write(dataRoot);
         var first = await StartAsync(KernelServiceHost.Build(["--urls", "http://127.0.0.1:0"], b => LoopbackCluster.Quiet(b, new Dictionary<string, string?> { ["KernelService:DataRoot"] = dataRoot })));
-        var port = new Uri(Address(first)).Port;
+        var port = new Uri(LoopbackCluster.AddressOf(first)).Port;
         var second = await StartAsync(KernelServiceHost.Build(["--urls", $"http://127.0.0.2:{port}"], b => LoopbackCluster.Quiet(b, new Dictionary<string, string?> { ["KernelService:DataRoot"] = dataRoot })));
 
         HostResolver resolve = (host, _) =>
@@ -51,7 +49,7 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
             });
             builder.Services.AddSingleton(resolve);
         }));
-        using var channel = GrpcChannel.ForAddress(Address(distiller));
+        using var channel = GrpcChannel.ForAddress(LoopbackCluster.AddressOf(distiller));
         var client = new Distiller.DistillerClient(channel);
 
         var run = await client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(40) });
@@ -85,9 +83,6 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
         _apps.Add(app);
         return app;
     }
-
-    private static string Address(WebApplication app) =>
-        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
     private static async Task Until(Func<bool> condition, string what)
     {

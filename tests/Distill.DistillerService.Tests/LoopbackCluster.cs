@@ -82,8 +82,12 @@ public sealed class LoopbackCluster : IAsyncDisposable
     {
         await app.StartAsync();
         _apps.Add(app);
-        return app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return AddressOf(app);
     }
+
+    /// <summary>The address a started host listens on.</summary>
+    internal static string AddressOf(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
     internal static void Quiet(WebApplicationBuilder builder, IDictionary<string, string?> settings)
     {
