@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Distill.Core.Errors;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 
@@ -13,7 +14,8 @@ public sealed class ApiKeyInterceptor(IOptions<ServerOptions> options) : CallInt
         var key = options.Value.ApiKey;
         if (string.IsNullOrEmpty(key) || IsHealthCheck(context) || Presented(context.RequestHeaders, key))
             return call();
-        throw new RpcException(new Status(StatusCode.Unauthenticated, "missing or wrong credentials: send 'authorization: Bearer <key>' or 'x-api-key: <key>'"));
+        throw ExceptionStatusInterceptor.Error(Google.Rpc.Code.Unauthenticated,
+            "missing or wrong credentials: send 'authorization: Bearer <key>' or 'x-api-key: <key>'", ErrorReasons.Unauthenticated);
     }
 
     private static bool Presented(Metadata headers, string key)

@@ -1,4 +1,6 @@
 using Distill.Core.Data;
+using Distill.Core.Errors;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
@@ -9,10 +11,12 @@ using Status = Google.Rpc.Status;
 namespace Distill.ServiceDefaults;
 
 /// <summary>
-/// The one place where exceptions become gRPC statuses: argument errors are
-/// INVALID_ARGUMENT with a BadRequest field violation, missing things NOT_FOUND, limits
-/// RESOURCE_EXHAUSTED, cancellation CANCELLED or DEADLINE_EXCEEDED, anything else
-/// INTERNAL (logged; details only in Development).
+/// The one place where exceptions become gRPC statuses, by the engine's typed errors only:
+/// a field violation is INVALID_ARGUMENT with a BadRequest, a missing resource NOT_FOUND
+/// with a ResourceInfo, a limit RESOURCE_EXHAUSTED with a QuotaFailure (and a RetryInfo
+/// when waiting helps), a state conflict FAILED_PRECONDITION or ALREADY_EXISTS, client
+/// cancellation CANCELLED or DEADLINE_EXCEEDED. Each carries an ErrorInfo with a stable
+/// reason. Anything else is a bug of ours: INTERNAL, logged, details only in Development.
 /// </summary>
 public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusInterceptor> logger, IHostEnvironment environment) : CallInterceptor
 {
@@ -43,29 +47,44 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
     {
         switch (e)
         {
-            case ArgumentException argument:
-                var status = new Status { Code = (int)Code.InvalidArgument, Message = argument.Message.Split(" (Parameter '")[0] };
-                status.Details.Add(Any.Pack(new BadRequest
+            case InvalidFieldException field:
+                return Error(Code.InvalidArgument, field.Message, ErrorReasons.InvalidField, new BadRequest
                 {
-                    FieldViolations = { new BadRequest.Types.FieldViolation { Field = argument.ParamName ?? "", Description = status.Message } },
-                }));
-                return status.ToRpcException();
-            case KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException:
-                return Simple(StatusCode.NotFound, e.Message);
-            case UnauthorizedAccessException:
-                return Simple(StatusCode.PermissionDenied, e.Message);
-            case DatasetFormatException or InvalidOperationException:
-                return Simple(StatusCode.FailedPrecondition, e.Message);
-            case ResourceLimitException:
-                return Simple(StatusCode.ResourceExhausted, e.Message);
+                    FieldViolations = { new BadRequest.Types.FieldViolation { Field = field.Field, Description = field.Description } },
+                });
+            case ResourceNotFoundException missing:
+                return Error(Code.NotFound, missing.Message, missing.Reason,
+                    new ResourceInfo { ResourceType = missing.ResourceType, ResourceName = missing.ResourceName, Description = missing.Message });
+            case LimitExceededException limit:
+                var quota = new QuotaFailure { Violations = { new QuotaFailure.Types.Violation { Subject = limit.Subject, Description = limit.Message } } };
+                return limit.RetryAfter is { } delay
+                    ? Error(Code.ResourceExhausted, limit.Message, limit.Reason, quota, new RetryInfo { RetryDelay = Duration.FromTimeSpan(delay) })
+                    : Error(Code.ResourceExhausted, limit.Message, limit.Reason, quota);
+            case StateConflictException conflict:
+                return Error(conflict.AlreadyExists ? Code.AlreadyExists : Code.FailedPrecondition, conflict.Message, conflict.Reason,
+                    new PreconditionFailure { Violations = { new PreconditionFailure.Types.Violation { Type = conflict.Reason, Subject = conflict.Subject, Description = conflict.Message } } });
+            case DatasetFormatException format:
+                // The problem, not the server's path to the file.
+                var message = $"{Path.GetFileName(format.FilePath)}: {format.Problem}";
+                return Error(Code.FailedPrecondition, message, ErrorReasons.DatasetUnreadable,
+                    new PreconditionFailure { Violations = { new PreconditionFailure.Types.Violation { Type = ErrorReasons.DatasetUnreadable, Subject = Path.GetFileName(format.FilePath), Description = format.Problem } } });
             case OutOfMemoryException:
             case System.Runtime.InteropServices.ExternalException when e.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase):
-                return Simple(StatusCode.ResourceExhausted, "the server ran out of memory for this request; send smaller blocks");
+                logger.LogWarning(e, "Out of memory in {Method}", context.Method);
+                return Error(Code.ResourceExhausted, "the server ran out of memory for this request; send smaller blocks", ErrorReasons.RequestTooLarge,
+                    new QuotaFailure { Violations = { new QuotaFailure.Types.Violation { Subject = "memory", Description = "the server's free memory" } } });
             default:
                 logger.LogError(e, "Unhandled error in {Method}", context.Method);
-                return Simple(StatusCode.Internal, environment.IsDevelopment() ? e.ToString() : "internal error; see the server log");
+                return Error(Code.Internal, environment.IsDevelopment() ? e.ToString() : "internal error; see the server log", ErrorReasons.Internal);
         }
     }
 
-    private static RpcException Simple(StatusCode code, string message) => new(new Grpc.Core.Status(code, message));
+    /// <summary>A status with an ErrorInfo first, then the given details.</summary>
+    public static RpcException Error(Code code, string message, string reason, params IMessage[] details)
+    {
+        var status = new Status { Code = (int)code, Message = message };
+        status.Details.Add(Any.Pack(new ErrorInfo { Reason = reason, Domain = ErrorReasons.Domain }));
+        foreach (var detail in details) status.Details.Add(Any.Pack(detail));
+        return status.ToRpcException();
+    }
 }

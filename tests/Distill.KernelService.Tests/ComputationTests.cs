@@ -3,7 +3,7 @@ using Distill.Core.Evaluation;
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
 using Distill.Core.Tests;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using static Distill.KernelService.Tests.Messages;

@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 using Distill.KernelService.Telemetry;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using static Distill.KernelService.Tests.Messages;

@@ -1,4 +1,4 @@
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Google.Protobuf;
 using Google.Rpc;

@@ -1,23 +1,25 @@
+using Distill.Core.Errors;
+
 namespace Distill.Core.Data;
 
 /// <summary>Dataset paths that callers name relative to a server's data root, which they may not leave.</summary>
 public static class DataRoot
 {
     /// <summary>The full path of <paramref name="path"/> under <paramref name="root"/>; symbolic links are judged by where they lead.</summary>
-    /// <exception cref="UnauthorizedAccessException">the path leads outside the root.</exception>
-    /// <exception cref="DirectoryNotFoundException">there is no such folder.</exception>
+    /// <exception cref="InvalidFieldException">the path is empty or leads outside the root.</exception>
+    /// <exception cref="ResourceNotFoundException">there is no such folder.</exception>
     public static string Resolve(string root, string path)
     {
         if (string.IsNullOrWhiteSpace(path))
-            throw new ArgumentException("path: required", nameof(path));
+            throw new InvalidFieldException("path", "required");
         var rootFull = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         var full = Path.GetFullPath(Path.Combine(rootFull, path));
         var target = Directory.Exists(full) ? new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full;
         foreach (var candidate in new[] { full, target })
             if (!candidate.StartsWith(rootFull + Path.DirectorySeparatorChar, StringComparison.Ordinal) && candidate != rootFull)
-                throw new UnauthorizedAccessException($"path: '{path}' is outside the server's data root");
+                throw new InvalidFieldException("path", $"'{path}' is outside the server's data root");
         if (!Directory.Exists(full))
-            throw new DirectoryNotFoundException($"path: no folder '{path}' under the data root");
+            throw new ResourceNotFoundException("folder", path, ErrorReasons.PathNotFound, $"path: no folder '{path}' under the data root");
         return full;
     }
 }

@@ -1,3 +1,4 @@
+using Distill.Core.Errors;
 namespace Distill.Core.Data;
 
 /// <summary>Loads a dataset directory in any supported layout, detecting the layout when none is named.</summary>
@@ -61,8 +62,7 @@ public static class DatasetLoader
     {
         string normalized = format.Trim().ToLowerInvariant();
         if (Formats.Contains(normalized)) return normalized;
-        throw new ArgumentException(
-            $"unknown dataset format '{format}' for {path}; use one of {string.Join(", ", Formats)} or omit it to detect the layout ({SupportedLayouts})",
-            nameof(format));
+        throw new InvalidFieldException("format",
+            $"unknown dataset format '{format}' for {Path.GetFileName(path)}; use one of {string.Join(", ", Formats)} or omit it to detect the layout ({SupportedLayouts})");
     }
 }

@@ -1,3 +1,4 @@
+using Distill.Core.Errors;
 using System.Diagnostics;
 using Distill.Core.Data;
 using Distill.Core.Evaluation;
@@ -120,7 +121,7 @@ public sealed class KipDistiller : IDisposable
         var drawn = indices.Select(i => data.TrainLabels[i]).ToArray();
         for (int c = 0; c < data.ClassCount; c++)
             if (drawn.Count(x => x == c) < options.SupportPerClass)
-                throw new ArgumentException($"support_per_class: class {c} has only {drawn.Count(x => x == c)} training images, {options.SupportPerClass} requested");
+                throw new InvalidFieldException("support_per_class", $"class {c} has only {drawn.Count(x => x == c)} training images, {options.SupportPerClass} requested");
         return (data.TrainImages.index_select(0, tensor(indices, dtype: ScalarType.Int64)), drawn);
     }
 

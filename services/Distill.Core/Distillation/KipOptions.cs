@@ -1,3 +1,4 @@
+using Distill.Core.Errors;
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
 
@@ -36,7 +37,7 @@ public sealed record KipOptions
     public int CheckpointEvery { get; init; } = 100;
     public int BlockRows { get; init; } = GramMatrix.DefaultBlockRows;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid field.</summary>
+    /// <summary>Throws <see cref="InvalidFieldException"/> naming the first invalid field.</summary>
     public KipOptions Validate()
     {
         Kernel.Validate();
@@ -53,5 +54,5 @@ public sealed record KipOptions
         return this;
     }
 
-    private static ArgumentException Invalid(string field, string problem) => new($"{field}: {problem}", field);
+    private static InvalidFieldException Invalid(string field, string problem) => new(field, problem);
 }

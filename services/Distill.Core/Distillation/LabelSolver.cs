@@ -1,3 +1,4 @@
+using Distill.Core.Errors;
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
 using static TorchSharp.torch;
@@ -18,7 +19,7 @@ public static class LabelSolver
         double regularization, double solveRegularization = DefaultSolveRegularization, int blockRows = GramMatrix.DefaultBlockRows)
     {
         if (targetImages.shape[0] < supportImages.shape[0])
-            throw new ArgumentException($"label solve needs at least as many targets ({targetImages.shape[0]}) as support images ({supportImages.shape[0]})");
+            throw new InvalidFieldException("support_per_class", $"label solve needs at least as many targets ({targetImages.shape[0]}) as support images ({supportImages.shape[0]})");
         using var scope = NewDisposeScope();
         var (normal, projected) = Accumulate(kernel, supportImages, targetImages, targetLabels, blockRows);
         var (labels, method) = Finish(kernel.ComputeSymmetric(supportImages), normal, projected, regularization, solveRegularization);

@@ -1,3 +1,4 @@
+using Distill.Core.Errors;
 namespace Distill.Core.Kernels;
 
 /// <summary>Which infinite-width kernel of the network to use.</summary>
@@ -28,26 +29,26 @@ public sealed record KernelSpec(
 {
     public const int MaxDepth = 64;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the offending field.</summary>
+    /// <summary>Throws <see cref="InvalidFieldException"/> naming the offending field.</summary>
     public KernelSpec Validate()
     {
         if (!Enum.IsDefined(Kind))
-            throw new ArgumentException($"kernel.kind: unknown kernel kind {(int)Kind}", nameof(Kind));
+            throw new InvalidFieldException("kernel.kind", $"unknown kernel kind {(int)Kind}");
         if (!Enum.IsDefined(Architecture))
-            throw new ArgumentException($"kernel.architecture: unknown architecture {(int)Architecture}", nameof(Architecture));
+            throw new InvalidFieldException("kernel.architecture", $"unknown architecture {(int)Architecture}");
         if (Depth < 0 || Depth > MaxDepth)
-            throw new ArgumentException($"kernel.depth: must be between 0 and {MaxDepth}, got {Depth}", nameof(Depth));
+            throw new InvalidFieldException("kernel.depth", $"must be between 0 and {MaxDepth}, got {Depth}");
         if (!double.IsFinite(WStd) || WStd <= 0)
-            throw new ArgumentException($"kernel.w_std: must be a positive finite number, got {WStd}", nameof(WStd));
+            throw new InvalidFieldException("kernel.w_std", $"must be a positive finite number, got {WStd}");
         if (!double.IsFinite(BStd) || BStd < 0)
-            throw new ArgumentException($"kernel.b_std: must be a non-negative finite number, got {BStd}", nameof(BStd));
+            throw new InvalidFieldException("kernel.b_std", $"must be a non-negative finite number, got {BStd}");
         return this;
     }
 
     public IKernel Create() => Validate().Architecture switch
     {
         KernelArchitecture.FullyConnected => new FullyConnectedKernel(this),
-        _ => throw new ArgumentException($"kernel.architecture: {Architecture} is not supported"),
+        _ => throw new InvalidFieldException("kernel.architecture", $"{Architecture} is not supported"),
     };
 
     public override string ToString() =>

@@ -1,3 +1,4 @@
+using Distill.Core.Errors;
 namespace Distill.Core.Preprocessing;
 
 /// <summary>
@@ -9,7 +10,7 @@ public sealed record PreprocessingSpec(bool Standardize = true, bool Zca = false
     public PreprocessingSpec Validate()
     {
         if (!double.IsFinite(ZcaRegularization) || ZcaRegularization <= 0)
-            throw new ArgumentException($"preprocessing.zca_regularization: must be a positive finite number, got {ZcaRegularization}", nameof(ZcaRegularization));
+            throw new InvalidFieldException("preprocessing.zca_regularization", $"must be a positive finite number, got {ZcaRegularization}");
         return this;
     }
 }

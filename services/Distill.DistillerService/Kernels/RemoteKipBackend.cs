@@ -1,7 +1,7 @@
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
 using Distill.Core.Regression;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using static TorchSharp.torch;

@@ -1,6 +1,6 @@
 using Distill.Core.Distillation;
 using Distill.Core.Preprocessing;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Distiller.V1;
 using Distill.Protos.Kernel.V1;
 using CoreKernels = Distill.Core.Kernels;

@@ -6,7 +6,7 @@ using Distill.Core.Regression;
 using Distill.Core.Runtime;
 using Distill.KernelService.Datasets;
 using Distill.KernelService.Telemetry;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Distill.ServiceDefaults;
 using Grpc.Core;

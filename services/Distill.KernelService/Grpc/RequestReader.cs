@@ -1,7 +1,7 @@
 using Distill.Core.Preprocessing;
 using Distill.KernelService.Configuration;
 using Distill.KernelService.Datasets;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Distill.ServiceDefaults;
 using Microsoft.Extensions.Options;

@@ -4,7 +4,7 @@ using System.Globalization;
 using Distill.Core.Distillation;
 using Distill.Core.Kernels;
 using Distill.Core.Runs;
-using Distill.Protos.Clients;
+using Distill.Adapters.Clients;
 using Grpc.Net.Client;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,12 +1,12 @@
 using Distill.Core.Distillation;
-using Distill.Protos.Conversions;
+using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using static TorchSharp.torch;
 using CoreKernelSpec = Distill.Core.Kernels.KernelSpec;
 using Tensor = TorchSharp.torch.Tensor;
 
-namespace Distill.Protos.Clients;
+namespace Distill.Adapters.Clients;
 
 /// <summary>
 /// A typed client of one kernel service: engine values in, engine values out, so callers
@@ -14,7 +14,7 @@ namespace Distill.Protos.Clients;
 /// </summary>
 public sealed class RemoteKernelService(KernelService.KernelServiceClient client, Metadata? headers = null)
 {
-    public async Task<DatasetInfo> RegisterDatasetAsync(string path, bool standardize = true, bool zca = false, CancellationToken cancellation = default) =>
+    public async Task<Dataset> RegisterDatasetAsync(string path, bool standardize = true, bool zca = false, CancellationToken cancellation = default) =>
         await client.RegisterDatasetAsync(new RegisterDatasetRequest
         {
             Path = path,
@@ -26,32 +26,32 @@ public sealed class RemoteKernelService(KernelService.KernelServiceClient client
     /// <see cref="KipObjective.ShardStep"/>'s, and ComputeTime is the server's share of the call.
     /// </summary>
     public async Task<(KipShardResult Result, TimeSpan ComputeTime)> KipShardStepAsync(CoreKernelSpec kernel, Tensor support, Tensor supportLabels,
-        string datasetId, long[] targetIndices, long totalTargets, double regularization, bool wantLabelGradient,
+        string dataset, long[] targetIndices, long totalTargets, double regularization, bool wantLabelGradient,
         CancellationToken cancellation = default)
     {
-        var request = new KipShardRequest
+        var request = new KipShardStepRequest
         {
             Kernel = kernel.ToMessage(),
             Support = support.ToMessage(),
             SupportLabels = supportLabels.ToMessage(),
-            Targets = new DatasetRows { DatasetId = datasetId, Split = Split.Train },
+            Targets = new DatasetRows { Dataset = dataset, Split = Split.Train },
             TotalTargets = totalTargets,
             Regularization = regularization,
             WantLabelGradient = wantLabelGradient,
         };
         request.Targets.Indices.AddRange(targetIndices);
         var response = await client.KipShardStepAsync(request, headers, cancellationToken: cancellation);
-        return (response.ToResult(), TimeSpan.FromSeconds(response.ComputeSeconds));
+        return (response.ToResult(), response.ComputeTime?.ToTimeSpan() ?? TimeSpan.Zero);
     }
 
     /// <summary>K(rows of a dataset, support) streamed in blocks; returns the number of entries received.</summary>
-    public async Task<long> ComputeGramAsync(CoreKernelSpec kernel, string datasetId, long start, long count, Tensor support,
+    public async Task<long> ComputeGramAsync(CoreKernelSpec kernel, string dataset, long start, long count, Tensor support,
         CancellationToken cancellation = default)
     {
-        var request = new GramRequest
+        var request = new ComputeGramRequest
         {
             Kernel = kernel.ToMessage(),
-            X1 = new Operand { Rows = new DatasetRows { DatasetId = datasetId, Ranges = { new IndexRange { Start = start, Count = count } } } },
+            X1 = new Operand { Rows = new DatasetRows { Dataset = dataset, Ranges = { new IndexRange { Start = start, Count = count } } } },
             X2 = new Operand { Inline = support.ToMessage() },
         };
         using var call = client.ComputeGram(request, headers, cancellationToken: cancellation);
