@@ -10,6 +10,13 @@ public static class GramMatrix
 {
     public const int DefaultBlockRows = 4096;
 
+    /// <summary>
+    /// Rows of an n1 x <paramref name="columns"/> Gram matrix that fit in one message of
+    /// <paramref name="maxMessageBytes"/>, leaving a tenth for framing; 0 when not even one row fits.
+    /// </summary>
+    public static long RowsPerBlock(long columns, int elementSize, long maxMessageBytes) =>
+        Math.Max(0, (long)(maxMessageBytes * 0.9 - 1024) / (Math.Max(1, columns) * elementSize));
+
     /// <summary>K(x1, x2) without gradient tracking, one block of rows at a time.</summary>
     public static Tensor Compute(IKernel kernel, Tensor x1, Tensor x2, int blockRows = DefaultBlockRows)
     {

@@ -1,3 +1,4 @@
+using Distill.Core.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -75,4 +76,21 @@ public static class KernelRidgeRegression
         var ridge = Ridge(supportGram, regularization).item<double>();
         return Solve(supportGram, ridge, supportLabels);
     }
+
+    /// <summary>
+    /// K_ss, the ridge, alpha and, when a query is given, K_qs alpha: a whole KRR solve as the
+    /// kernel service's SolveKrr answers it.
+    /// </summary>
+    public static KrrFit FitAndPredict(IKernel kernel, Tensor support, Tensor supportLabels, double regularization, Tensor? query = null)
+    {
+        using var scope = NewDisposeScope();
+        var gram = kernel.ComputeSymmetric(support);
+        var ridge = Ridge(gram, regularization).item<double>();
+        var (alpha, method) = Solve(gram, ridge, supportLabels);
+        var predictions = query is null ? null : GramMatrix.Compute(kernel, query, support).matmul(alpha).MoveToOuterDisposeScope();
+        return new KrrFit(alpha.MoveToOuterDisposeScope(), ridge, method, predictions);
+    }
 }
+
+/// <summary>A fitted kernel ridge regression: coefficients, the ridge used, how it was solved, and predictions when asked for.</summary>
+public sealed record KrrFit(Tensor Alpha, double Ridge, SolveMethod Method, Tensor? Predictions);

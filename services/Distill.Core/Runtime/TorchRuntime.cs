@@ -34,6 +34,12 @@ public static partial class TorchRuntime
         }
     }
 
+    /// <summary>
+    /// The device that computes. Every tensor of this engine lives on the CPU; a CUDA
+    /// device appears here only once datasets, Gram blocks and solves are placed on it.
+    /// </summary>
+    public static string DeviceName => "cpu";
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int mallopt(int parameter, int value);
 }

@@ -1,65 +1,98 @@
 using System.Collections.Concurrent;
 using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.Errors;
 using Distill.Core.Preprocessing;
 using Distill.KernelService.Configuration;
-using Distill.ServiceDefaults;
 using Microsoft.Extensions.Options;
-using static TorchSharp.torch;
 using Tensor = TorchSharp.torch.Tensor;
 
 namespace Distill.KernelService.Datasets;
 
-/// <summary>The datasets this server holds, by id, within a memory budget.</summary>
-public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options) : IDisposable
+/// <summary>
+/// The datasets this server holds, by name, within a memory budget. A dataset registered
+/// with a lease is dropped once no call has used it for the lease's time to live, so a
+/// client that dies leaks nothing; expiry is checked on every access (no timer), always
+/// before a new dataset is counted against the budget.
+/// </summary>
+public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options, TimeProvider time) : IDisposable
 {
     private readonly ConcurrentDictionary<string, RegisteredDataset> _datasets = new();
     private readonly Lock _budget = new();
     private long _elements;
 
-    public IReadOnlyCollection<RegisteredDataset> All => _datasets.Values.ToArray();
+    public IReadOnlyCollection<RegisteredDataset> All
+    {
+        get
+        {
+            DropExpired();
+            return _datasets.Values.ToArray();
+        }
+    }
 
-    public RegisteredDataset Get(string id, string field) =>
-        string.IsNullOrEmpty(id) ? throw new ArgumentException($"{field}: required", field)
-        : _datasets.TryGetValue(id, out var dataset) ? dataset
-        : throw new KeyNotFoundException($"{field}: no dataset with id '{id}' (ListDatasets shows the registered ones)");
+    public long Elements => Interlocked.Read(ref _elements);
+
+    /// <summary>
+    /// The dataset a request names, held for reading until the returned use is disposed:
+    /// a drop or expiry meanwhile frees it only after that.
+    /// </summary>
+    public DatasetUse Use(string name, string field)
+    {
+        DropExpired();
+        if (string.IsNullOrEmpty(name)) throw new InvalidFieldException(field, "required (datasets/{id})");
+        var id = name.StartsWith(RegisteredDataset.NamePrefix, StringComparison.Ordinal) ? name[RegisteredDataset.NamePrefix.Length..] : null;
+        if (id is null) throw new InvalidFieldException(field, $"'{name}' is not a dataset name (datasets/{{id}})");
+        if (_datasets.TryGetValue(id, out var dataset) && dataset.TryAcquire(time.GetUtcNow()))
+            return new DatasetUse(dataset, time);
+        throw new ResourceNotFoundException("distill.kernel.v1.Dataset", name, ErrorReasons.DatasetNotFound,
+            $"{field}: no dataset '{name}' (it may have been dropped, its lease may have expired, or the server restarted; register it again)");
+    }
 
     /// <summary>Loads a dataset from under the data root; the path may not leave it.</summary>
-    public RegisteredDataset RegisterFromPath(string path, string? format, PreprocessingSpec preprocessing)
+    public RegisteredDataset RegisterFromPath(string path, string? format, PreprocessingSpec preprocessing, TimeSpan? leaseTtl)
     {
         var root = options.Value.DataRoot;
         if (string.IsNullOrEmpty(root))
-            throw new InvalidOperationException("path registration is disabled: the server has no KernelService:DataRoot");
+            throw new StateConflictException(ErrorReasons.DataRootNotConfigured, "KernelService:DataRoot",
+                "path registration is disabled: the server has no KernelService:DataRoot (use UploadDataset)");
         var full = DataRoot.Resolve(root, path);
-        var dataset = DatasetLoader.Load(full, string.IsNullOrEmpty(format) ? null : format);
+        var dataset = DatasetLoader.Load(full, format);
         var prepared = PreparedDataset.Prepare(dataset, preprocessing);
-        return Add(RegisteredDataset.FromPrepared(NewId(), prepared));
+        return Add(RegisteredDataset.FromPrepared(NewId(), prepared, preprocessing, time.GetUtcNow(), leaseTtl));
     }
 
-    public RegisteredDataset RegisterUploaded(string name, int classCount, (Tensor Features, int[] Labels) train, (Tensor Features, int[] Labels) test)
+    public RegisteredDataset RegisterUploaded(string name, int classCount, IReadOnlyList<long> imageShape,
+        (Tensor Features, int[] Labels) train, (Tensor Features, int[] Labels) test, TimeSpan? leaseTtl)
     {
         RegisteredSplit Split((Tensor Features, int[] Labels) part) =>
-            new(part.Features, Core.Distillation.CenteredOneHot.Encode(part.Labels, classCount), part.Labels);
-        var dataset = new RegisteredDataset(NewId(), name, classCount, Split(train), Split(test), [],
-            new Dictionary<string, string> { ["preprocessing"] = "done by the client" });
+            new(part.Features, CenteredOneHot.Encode(part.Labels, classCount), part.Labels);
+        var dataset = new RegisteredDataset(NewId(), name, classCount, Split(train), Split(test), imageShape,
+            Enumerable.Range(0, classCount).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            preprocessing: null, new Dictionary<string, string> { ["preprocessing"] = "done by the client" })
+        {
+            CreateTime = time.GetUtcNow(), LeaseTtl = leaseTtl,
+        };
         return Add(dataset);
     }
 
-    public bool Drop(string id)
+    /// <summary>Removes it now; calls reading it finish first, then its memory is freed.</summary>
+    public void Drop(string name, string field)
     {
-        if (!_datasets.TryRemove(id, out var dataset)) return false;
-        lock (_budget) _elements -= dataset.ElementCount;
-        dataset.Dispose();
-        return true;
+        using (var use = Use(name, field)) Remove(use.Dataset);
     }
 
     private RegisteredDataset Add(RegisteredDataset dataset)
     {
+        DropExpired();
+        dataset.Renew(time.GetUtcNow());
         lock (_budget)
         {
-            if (_elements + dataset.ElementCount > options.Value.MaxDatasetElements)
+            var limit = options.Value.MaxDatasetElements;
+            if (_elements + dataset.ElementCount > limit)
             {
-                dataset.Dispose();
-                throw new ResourceLimitException($"dataset of {dataset.ElementCount} elements exceeds the server's dataset budget ({options.Value.MaxDatasetElements - _elements} of {options.Value.MaxDatasetElements} left); drop a dataset first");
+                dataset.Release();
+                throw new LimitExceededException(ErrorReasons.DatasetBudgetExceeded, "KernelService:MaxDatasetElements",
+                    $"a dataset of {dataset.ElementCount} elements exceeds the server's dataset budget ({limit - _elements} of {limit} left); drop a dataset first");
             }
             _elements += dataset.ElementCount;
         }
@@ -67,12 +100,37 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options) : ID
         return dataset;
     }
 
+    private void Remove(RegisteredDataset dataset)
+    {
+        if (!_datasets.TryRemove(new KeyValuePair<string, RegisteredDataset>(dataset.Id, dataset))) return;
+        lock (_budget) _elements -= dataset.ElementCount;
+        dataset.Release();
+    }
+
+    private void DropExpired()
+    {
+        var now = time.GetUtcNow();
+        foreach (var dataset in _datasets.Values)
+            if (dataset.IsExpired(now)) Remove(dataset);
+    }
+
     private static string NewId() => "ds-" + Guid.NewGuid().ToString("N")[..12];
 
     public void Dispose()
     {
-        foreach (var dataset in _datasets.Values) dataset.Dispose();
-        _datasets.Clear();
+        foreach (var dataset in _datasets.Values) Remove(dataset);
     }
 }
 
+/// <summary>A call's hold on a dataset: it stays allocated until this is disposed.</summary>
+public sealed class DatasetUse(RegisteredDataset dataset, TimeProvider time) : IDisposable
+{
+    private int _disposed;
+
+    public RegisteredDataset Dataset { get; } = dataset;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) Dataset.ReleaseReader(time.GetUtcNow());
+    }
+}

@@ -1,6 +1,8 @@
+using Distill.Adapters.Conversions;
 using Distill.Core.Data;
+using Distill.Core.Preprocessing;
 using Distill.Protos.Kernel.V1;
-using static TorchSharp.torch;
+using Google.Protobuf.WellKnownTypes;
 using Tensor = TorchSharp.torch.Tensor;
 
 namespace Distill.KernelService.Datasets;
@@ -11,57 +13,116 @@ public sealed record RegisteredSplit(Tensor Features, Tensor Targets, int[] Labe
     public long Count => Features.shape[0];
 }
 
-/// <summary>A dataset held by the service and addressed by id; targets never travel per step.</summary>
-public sealed class RegisteredDataset : IDisposable
+/// <summary>
+/// A dataset held by the service and addressed by its name; targets never travel per step.
+/// Its tensors are freed only when it has been dropped (or its lease expired) and no call
+/// reads it any more, so a drop never pulls data from under a running computation.
+/// </summary>
+public sealed class RegisteredDataset
 {
     private readonly IDisposable? _owner;
+    private readonly Lock _uses = new();
+    private int _readers;
+    private bool _released;
+    private bool _disposed;
 
-    public RegisteredDataset(string id, string name, int classCount, RegisteredSplit train, RegisteredSplit test,
-        IReadOnlyList<long> imageShape, IReadOnlyDictionary<string, string> preprocessing, IDisposable? owner = null)
+    public RegisteredDataset(string id, string displayName, int classCount, RegisteredSplit train, RegisteredSplit test,
+        IReadOnlyList<long> imageShape, IReadOnlyList<string> classNames, PreprocessingSpec? preprocessing,
+        IReadOnlyDictionary<string, string> preprocessingDetails, IDisposable? owner = null)
     {
         Id = id;
-        Name = name;
+        DisplayName = displayName;
         ClassCount = classCount;
         Train = train;
         Test = test;
         ImageShape = imageShape;
-        Preprocessing = preprocessing;
+        ClassNames = classNames;
+        PreprocessingSpec = preprocessing;
+        PreprocessingDetails = preprocessingDetails;
         _owner = owner;
     }
 
+    public const string NamePrefix = "datasets/";
+
     public string Id { get; }
-    public string Name { get; }
+    public string Name => NamePrefix + Id;
+    public string DisplayName { get; }
     public int ClassCount { get; }
     public RegisteredSplit Train { get; }
     public RegisteredSplit Test { get; }
     public IReadOnlyList<long> ImageShape { get; }
-    public IReadOnlyDictionary<string, string> Preprocessing { get; }
+    public IReadOnlyList<string> ClassNames { get; }
+    public PreprocessingSpec? PreprocessingSpec { get; }
+    public IReadOnlyDictionary<string, string> PreprocessingDetails { get; }
     public long FeatureCount => Train.Features.shape[1];
     public long ElementCount => (Train.Count + Test.Count) * (FeatureCount + ClassCount);
 
+    public DateTimeOffset CreateTime { get; init; }
+    public TimeSpan? LeaseTtl { get; init; }
+    public DateTimeOffset? ExpireTime { get; private set; }
+
     public RegisteredSplit Split(Split split) => split == Protos.Kernel.V1.Split.Test ? Test : Train;
 
-    public static RegisteredDataset FromPrepared(string id, PreparedDataset data) => new(
+    public static RegisteredDataset FromPrepared(string id, PreparedDataset data, PreprocessingSpec preprocessing,
+        DateTimeOffset createTime, TimeSpan? leaseTtl) => new(
         id, data.Name, data.ClassCount,
         new RegisteredSplit(data.TrainImages, data.TrainTargets, data.TrainLabels),
         new RegisteredSplit(data.TestImages, data.TestTargets, data.TestLabels),
         [data.Preprocessor.Channels, data.Preprocessor.Height, data.Preprocessor.Width],
-        data.Preprocessor.Describe(), owner: data);
-
-    public DatasetInfo ToInfo()
+        data.Source.Train.ClassNames, preprocessing, data.Preprocessor.Describe(), owner: data)
     {
-        var info = new DatasetInfo
+        CreateTime = createTime, LeaseTtl = leaseTtl,
+    };
+
+    /// <summary>A call starts reading it: false when it is already released.</summary>
+    internal bool TryAcquire(DateTimeOffset now)
+    {
+        lock (_uses)
         {
-            DatasetId = Id, Name = Name, TrainCount = Train.Count, TestCount = Test.Count,
-            FeatureCount = FeatureCount, ClassCount = ClassCount,
-        };
-        info.ImageShape.AddRange(ImageShape);
-        foreach (var (key, value) in Preprocessing) info.Preprocessing[key] = value;
-        return info;
+            if (_released) return false;
+            _readers++;
+            Renew(now);
+            return true;
+        }
     }
 
-    public void Dispose()
+    /// <summary>A call is done with it; the last reader of a released dataset frees it.</summary>
+    internal void ReleaseReader(DateTimeOffset now)
     {
+        lock (_uses)
+        {
+            _readers--;
+            Renew(now);
+            FreeIfUnused();
+        }
+    }
+
+    /// <summary>The lease runs from the last use, so a dataset in steady use never expires.</summary>
+    internal void Renew(DateTimeOffset now)
+    {
+        if (LeaseTtl is { } ttl) ExpireTime = now + ttl;
+    }
+
+    /// <summary>True when the lease has run out and no call reads it.</summary>
+    internal bool IsExpired(DateTimeOffset now)
+    {
+        lock (_uses) return _readers == 0 && ExpireTime is { } expire && expire <= now;
+    }
+
+    /// <summary>No new reader may start; the tensors go when the last current reader ends.</summary>
+    internal void Release()
+    {
+        lock (_uses)
+        {
+            _released = true;
+            FreeIfUnused();
+        }
+    }
+
+    private void FreeIfUnused()
+    {
+        if (!_released || _readers > 0 || _disposed) return;
+        _disposed = true;
         if (_owner is not null)
         {
             _owner.Dispose();
@@ -71,5 +132,22 @@ public sealed class RegisteredDataset : IDisposable
         Train.Targets.Dispose();
         Test.Features.Dispose();
         Test.Targets.Dispose();
+    }
+
+    public Dataset ToMessage()
+    {
+        var message = new Dataset
+        {
+            Name = Name, DisplayName = DisplayName, TrainCount = Train.Count, TestCount = Test.Count,
+            FeatureCount = FeatureCount, ClassCount = ClassCount,
+            Preprocessing = PreprocessingSpec?.ToMessage(),
+            CreateTime = Timestamp.FromDateTimeOffset(CreateTime),
+            ExpireTime = ExpireTime is { } expire ? Timestamp.FromDateTimeOffset(expire) : null,
+            LeaseTtl = LeaseTtl is { } ttl ? Duration.FromTimeSpan(ttl) : null,
+        };
+        message.ImageShape.AddRange(ImageShape);
+        message.ClassNames.AddRange(ClassNames);
+        foreach (var (key, value) in PreprocessingDetails) message.PreprocessingDetails[key] = value;
+        return message;
     }
 }

@@ -1,4 +1,5 @@
 using Distill.Core.Runtime;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Distill.KernelService.Configuration;
 using Distill.KernelService.Datasets;
 using Distill.KernelService.Grpc;
@@ -29,6 +30,7 @@ public static class KernelServiceHost
     {
         builder.Services.Configure<KernelServiceOptions>(builder.Configuration.GetSection(KernelServiceOptions.Section));
         builder.Services.AddSingleton<KernelServiceMetrics>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
         // gRPC activates interceptors per call unless DI holds one: the gate's slots must be shared.
         builder.Services.AddSingleton<ComputeGateInterceptor>();
         builder.Services.AddSingleton<DatasetRegistry>();

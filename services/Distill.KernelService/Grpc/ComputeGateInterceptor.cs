@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Distill.Core.Errors;
 using Distill.KernelService.Configuration;
 using Distill.KernelService.Telemetry;
 using Distill.ServiceDefaults;
@@ -17,6 +18,9 @@ public sealed class ComputeGateInterceptor : CallInterceptor
     private static readonly HashSet<string> ComputeMethods =
         ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "KipShardStep", "LabelSolveShard", "UploadDataset", "RegisterDataset"];
 
+    /// <summary>What a refused caller is told to wait: about one small compute call.</summary>
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(200);
+
     private readonly SemaphoreSlim _slots;
     private readonly KernelServiceMetrics _metrics;
     private readonly int _limit;
@@ -28,6 +32,9 @@ public sealed class ComputeGateInterceptor : CallInterceptor
         _metrics = metrics;
     }
 
+    /// <summary>Compute calls running now.</summary>
+    public int CallsInFlight => _limit - _slots.CurrentCount;
+
     protected override async Task<T> Around<T>(ServerCallContext context, Func<Task<T>> call)
     {
         var method = context.Method[(context.Method.LastIndexOf('/') + 1)..];
@@ -37,7 +44,9 @@ public sealed class ComputeGateInterceptor : CallInterceptor
         try
         {
             if (gated && !_slots.Wait(0))
-                throw new ResourceLimitException($"the server is busy: {_limit} compute calls are already running (KernelService:MaxConcurrentRequests); retry later or use another replica");
+                throw new LimitExceededException(ErrorReasons.ServerBusy, "KernelService:MaxConcurrentRequests",
+                    $"the server is busy: {_limit} compute calls are already running (KernelService:MaxConcurrentRequests); retry later or use another replica",
+                    retryAfter: RetryDelay);
             try
             {
                 return await call();

@@ -7,6 +7,8 @@ using Distill.Core.Runtime;
 using Distill.KernelService.Datasets;
 using Distill.KernelService.Telemetry;
 using Distill.Adapters.Conversions;
+using Distill.Adapters.Paging;
+using Distill.Core.Errors;
 using Distill.Protos.Kernel.V1;
 using Distill.ServiceDefaults;
 using Grpc.Core;
@@ -27,6 +29,7 @@ public sealed class KernelGrpcService(
     RequestReader reader,
     KernelServiceMetrics metrics,
     TensorThreadPool compute,
+    ComputeGateInterceptor gate,
     IOptions<ServerOptions> server,
     IOptions<Configuration.KernelServiceOptions> options) : Protos.Kernel.V1.KernelService.KernelServiceBase
 {
@@ -38,20 +41,25 @@ public sealed class KernelGrpcService(
         var info = new ServerInfo
         {
             Version = Version,
-            Device = cuda.is_available() ? "cuda" : "cpu",
+            Device = TorchRuntime.DeviceName,
             Threads = get_num_threads(),
             MaxMessageBytes = server.Value.MaxMessageBytes,
             MaxElementsPerRequest = options.Value.MaxElementsPerRequest,
             MaxConcurrentRequests = options.Value.MaxConcurrentRequests,
             DataRootConfigured = !string.IsNullOrEmpty(options.Value.DataRoot),
+            CallsInFlight = gate.CallsInFlight,
+            DatasetCount = datasets.All.Count,
+            DatasetElements = datasets.Elements,
+            MaxDatasetElements = options.Value.MaxDatasetElements,
         };
         info.Kernels.Add(["fully_connected/ntk", "fully_connected/nngp"]);
         return Task.FromResult(info);
     }
 
-    public override async Task<DatasetInfo> UploadDataset(IAsyncStreamReader<UploadDatasetRequest> requestStream, ServerCallContext context)
+    public override async Task<Dataset> UploadDataset(IAsyncStreamReader<UploadDatasetRequest> requestStream, ServerCallContext context)
     {
         UploadDatasetHeader? header = null;
+        long featureCount = 0;
         var parts = new Dictionary<Split, (List<Tensor> Features, List<int> Labels)>
         {
             [Split.Train] = ([], []),
@@ -66,35 +74,40 @@ public sealed class KernelGrpcService(
                 var field = $"message[{index++}]";
                 if (header is null)
                 {
-                    header = message.Header ?? throw new ArgumentException($"{field}.header: the first message must carry the header", "header");
-                    if (header.ClassCount < 1) throw new ArgumentException($"header.class_count: must be positive, got {header.ClassCount}", "header.class_count");
-                    if (header.FeatureCount < 1) throw new ArgumentException($"header.feature_count: must be positive, got {header.FeatureCount}", "header.feature_count");
+                    header = message.Header ?? throw new InvalidFieldException($"{field}.header", "the first message must carry the header");
+                    if (header.ClassCount < 1) throw new InvalidFieldException("header.class_count", $"must be positive, got {header.ClassCount}");
+                    if (header.ImageShape.Count is < 1 or > 3 || header.ImageShape.Any(d => d < 1))
+                        throw new InvalidFieldException("header.image_shape", $"must be C, H, W (or one feature count), all positive; got [{string.Join(",", header.ImageShape)}]");
+                    featureCount = header.ImageShape.Aggregate(1L, (a, b) => a * b);
+                    reader.CheckElements(featureCount, "header.image_shape");
+                    LeaseTtl(header.LeaseTtl, "header.lease_ttl");
                 }
                 if (message.Features is null && message.Labels.Count == 0) continue;
                 var split = message.Split == Split.Test ? Split.Test : Split.Train;
-                var features = reader.Matrix(message.Features, $"{field}.features");
+                var features = reader.Images(message.Features, $"{field}.features").Rows;
                 parts[split].Features.Add(features);
-                if (features.shape[1] != header.FeatureCount)
-                    throw new ArgumentException($"{field}.features: rows have {features.shape[1]} features, the header says {header.FeatureCount}", "features");
+                if (features.shape[1] != featureCount)
+                    throw new InvalidFieldException($"{field}.features", $"rows have {features.shape[1]} features, the header's image shape has {featureCount}");
                 if (message.Labels.Count != features.shape[0])
-                    throw new ArgumentException($"{field}.labels: {message.Labels.Count} labels for {features.shape[0]} rows", "labels");
+                    throw new InvalidFieldException($"{field}.labels", $"{message.Labels.Count} labels for {features.shape[0]} rows");
                 foreach (var label in message.Labels)
                     if (label < 0 || label >= header.ClassCount)
-                        throw new ArgumentException($"{field}.labels: label {label} is outside 0..{header.ClassCount - 1}", "labels");
+                        throw new InvalidFieldException($"{field}.labels", $"label {label} is outside 0..{header.ClassCount - 1}");
                 parts[split].Labels.AddRange(message.Labels);
                 elements += features.numel();
                 if (elements > options.Value.MaxDatasetElements)
-                    throw new ResourceLimitException($"upload exceeds the server's dataset budget of {options.Value.MaxDatasetElements} elements");
+                    throw new LimitExceededException(ErrorReasons.DatasetBudgetExceeded, "KernelService:MaxDatasetElements",
+                        $"the upload exceeds the server's dataset budget of {options.Value.MaxDatasetElements} elements");
             }
-            if (header is null) throw new ArgumentException("header: the stream was empty", "header");
-            if (parts[Split.Train].Labels.Count == 0) throw new ArgumentException("features: no training rows were sent", "features");
+            if (header is null) throw new InvalidFieldException("header", "the stream was empty");
+            if (parts[Split.Train].Labels.Count == 0) throw new InvalidFieldException("features", "no training rows were sent");
 
             (Tensor, int[]) Joined(Split split) => (parts[split].Features.Count == 0
-                ? zeros(0, header.FeatureCount, dtype: ScalarType.Float64)
+                ? zeros(0, featureCount, dtype: ScalarType.Float64)
                 : cat(parts[split].Features, 0), parts[split].Labels.ToArray());
-            var name = header.Name;
-            var classes = header.ClassCount;
-            return await compute.RunAsync(() => datasets.RegisterUploaded(name, classes, Joined(Split.Train), Joined(Split.Test)).ToInfo());
+            var h = header;
+            return await compute.RunAsync(() => datasets.RegisterUploaded(h.DisplayName, h.ClassCount, h.ImageShape.ToArray(),
+                Joined(Split.Train), Joined(Split.Test), LeaseTtl(h.LeaseTtl, "header.lease_ttl")).ToMessage());
         }
         finally
         {
@@ -103,44 +116,58 @@ public sealed class KernelGrpcService(
         }
     }
 
-    public override Task<DatasetInfo> RegisterDataset(RegisterDatasetRequest request, ServerCallContext context)
+    public override Task<Dataset> RegisterDataset(RegisterDatasetRequest request, ServerCallContext context)
     {
         var preprocessing = RequestReader.Preprocessing(request.Preprocessing);
-        return compute.RunAsync(() => datasets.RegisterFromPath(request.Path, request.Format, preprocessing).ToInfo(), context.CancellationToken);
+        var format = request.Format.ToCore();
+        var lease = LeaseTtl(request.LeaseTtl, "lease_ttl");
+        return compute.RunAsync(() => datasets.RegisterFromPath(request.Path, format, preprocessing, lease).ToMessage(), context.CancellationToken);
     }
 
     public override Task<ListDatasetsResponse> ListDatasets(ListDatasetsRequest request, ServerCallContext context)
     {
-        var response = new ListDatasetsResponse();
-        response.Datasets.AddRange(datasets.All.Select(d => d.ToInfo()));
+        IEnumerable<RegisteredDataset> ordered = request.OrderBy switch
+        {
+            "" or "create_time" => datasets.All.OrderBy(d => d.CreateTime).ThenBy(d => d.Id, StringComparer.Ordinal),
+            "create_time desc" => datasets.All.OrderByDescending(d => d.CreateTime).ThenBy(d => d.Id, StringComparer.Ordinal),
+            "display_name" => datasets.All.OrderBy(d => d.DisplayName, StringComparer.Ordinal).ThenBy(d => d.Id, StringComparer.Ordinal),
+            _ => throw new InvalidFieldException("order_by", $"'{request.OrderBy}' is not one of: create_time, create_time desc, display_name"),
+        };
+        var page = Pages.Take(ordered.ToArray(), request.PageSize, request.PageToken, request.OrderBy);
+        var response = new ListDatasetsResponse { NextPageToken = page.NextPageToken, TotalSize = page.TotalSize };
+        response.Datasets.AddRange(page.Items.Select(d => d.ToMessage()));
         return Task.FromResult(response);
     }
 
-    public override Task<DropDatasetResponse> DropDataset(DropDatasetRequest request, ServerCallContext context) =>
-        datasets.Drop(request.DatasetId)
-            ? Task.FromResult(new DropDatasetResponse())
-            : throw new KeyNotFoundException($"dataset_id: no dataset with id '{request.DatasetId}'");
+    public override Task<DropDatasetResponse> DropDataset(DropDatasetRequest request, ServerCallContext context)
+    {
+        datasets.Drop(request.Name, "name");
+        return Task.FromResult(new DropDatasetResponse());
+    }
 
-    public override async Task ComputeGram(GramRequest request, IServerStreamWriter<GramBlock> responseStream, ServerCallContext context)
+    public override async Task ComputeGram(ComputeGramRequest request, IServerStreamWriter<GramBlock> responseStream, ServerCallContext context)
     {
         var kernel = RequestReader.Kernel(request.Kernel).Create();
-        var dtype = request.Dtype == DType.Float32 ? DType.Float32 : DType.Float64;
+        var dtype = request.Dtype == DataType.Float32 ? DataType.Float32 : DataType.Float64;
         var (x1, x2) = await compute.RunAsync(() =>
         {
             using var scope = NewDisposeScope();
-            var (a, _) = reader.Operand(request.X1, "x1");
-            var (b, _) = reader.Operand(request.X2, "x2");
+            var (a, _, selection1) = reader.Operand(request.X1, "x1");
+            using var held1 = selection1;
+            var (b, _, selection2) = reader.Operand(request.X2, "x2");
+            using var held2 = selection2;
             RequestReader.SameFeatures(a, "x1", b, "x2");
             reader.CheckElements(a.shape[0] * b.shape[0], "x1 x x2");
+            // Rows are copied out of the dataset, so it may be dropped while blocks stream.
             return (a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());
         }, context.CancellationToken);
         try
         {
             long n1 = x1.shape[0], n2 = x2.shape[0];
-            long rowBytes = Math.Max(1, n2) * TensorMessages.ElementSize(dtype);
-            long blockRows = (long)(server.Value.MaxMessageBytes * 0.9 - 1024) / rowBytes;
+            var blockRows = GramMatrix.RowsPerBlock(n2, TensorMessages.ElementSize(dtype), server.Value.MaxMessageBytes);
             if (blockRows < 1)
-                throw new ResourceLimitException($"x2: one row of {n2} entries ({rowBytes} bytes) does not fit in the server's {server.Value.MaxMessageBytes}-byte message limit");
+                throw new LimitExceededException(ErrorReasons.RequestTooLarge, "x2",
+                    $"x2: one row of {n2} entries does not fit in the server's {server.Value.MaxMessageBytes}-byte message limit (Server:MaxMessageBytes)");
 
             for (long start = 0; start < n1; start += blockRows)
             {
@@ -164,63 +191,70 @@ public sealed class KernelGrpcService(
         }
     }
 
-    public override Task<VjpResponse> VectorJacobianProduct(VjpRequest request, ServerCallContext context)
+    public override Task<VectorJacobianProductResponse> VectorJacobianProduct(VectorJacobianProductRequest request, ServerCallContext context)
     {
         return compute.RunAsync(() =>
         {
             var kernel = RequestReader.Kernel(request.Kernel).Create();
             using var scope = NewDisposeScope();
-            var (x1, split1) = reader.Operand(request.X1, "x1");
-            if (request.WantX1 && split1 is not null)
-                throw new ArgumentException("want_x1: x1 names dataset rows; only inline operands have gradients", "want_x1");
-            var response = new VjpResponse();
+            var (x1, shape1, selection1) = reader.Operand(request.X1, "x1");
+            using var held1 = selection1;
+            if (request.WantX1 && selection1 is not null)
+                throw new InvalidFieldException("want_x1", "x1 names dataset rows; only inline operands have gradients");
+            var response = new VectorJacobianProductResponse();
             if (request.Symmetric)
             {
                 if (request.X2 is not null && request.X2.SourceCase != Operand.SourceOneofCase.None)
-                    throw new ArgumentException("x2: leave empty for a symmetric product (x2 = x1)", "x2");
+                    throw new InvalidFieldException("x2", "leave empty for a symmetric product (x2 = x1)");
                 var cotangent = Cotangent(request.Cotangent, x1.shape[0], x1.shape[0]);
                 var (grad, _) = GramMatrix.VectorJacobianProduct(kernel, x1, x1, cotangent, symmetric: true);
-                response.GradX1 = grad!.ToMessage();
+                response.GradX1 = grad!.ToMessage(shape: shape1);
                 metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x1.shape[0]);
                 return response;
             }
 
-            var (x2, split2) = reader.Operand(request.X2, "x2");
-            if (request.WantX2 && split2 is not null)
-                throw new ArgumentException("want_x2: x2 names dataset rows; only inline operands have gradients", "want_x2");
+            var (x2, shape2, selection2) = reader.Operand(request.X2, "x2");
+            using var held2 = selection2;
+            if (request.WantX2 && selection2 is not null)
+                throw new InvalidFieldException("want_x2", "x2 names dataset rows; only inline operands have gradients");
             RequestReader.SameFeatures(x1, "x1", x2, "x2");
             reader.CheckElements(x1.shape[0] * x2.shape[0], "x1 x x2");
             var cot = Cotangent(request.Cotangent, x1.shape[0], x2.shape[0]);
             var (g1, g2) = GramMatrix.VectorJacobianProduct(kernel, x1, x2, cot, request.WantX1, request.WantX2,
                 cancellation: context.CancellationToken);
-            if (g1 is not null) response.GradX1 = g1.ToMessage();
-            if (g2 is not null) response.GradX2 = g2.ToMessage();
+            if (g1 is not null) response.GradX1 = g1.ToMessage(shape: shape1);
+            if (g2 is not null) response.GradX2 = g2.ToMessage(shape: shape2);
             metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x2.shape[0]);
             return response;
         }, context.CancellationToken);
     }
 
-    public override Task<KrrResponse> SolveKrr(KrrRequest request, ServerCallContext context)
+    public override Task<SolveKrrResponse> SolveKrr(SolveKrrRequest request, ServerCallContext context)
     {
         return compute.RunAsync(() =>
         {
             var kernel = RequestReader.Kernel(request.Kernel).Create();
-            var regularization = RequestReader.Regularization(request.Regularization);
+            var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             using var scope = NewDisposeScope();
-            var (support, _) = reader.Operand(request.Support, "support");
+            var (support, _, selection) = reader.Operand(request.Support, "support");
+            using var held = selection;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], classCount: null);
             reader.CheckElements(support.shape[0] * support.shape[0], "support x support");
-            var gram = kernel.ComputeSymmetric(support);
-            var ridge = KernelRidgeRegression.Ridge(gram, regularization).item<double>();
-            var (alpha, method) = KernelRidgeRegression.Solve(gram, ridge, labels);
-            var response = new KrrResponse { Alpha = alpha.ToMessage(), Ridge = ridge, SolveMethod = method.ToString() };
+            Tensor? query = null;
             if (request.Query is not null && request.Query.SourceCase != Operand.SourceOneofCase.None)
             {
-                var (query, _) = reader.Operand(request.Query, "query");
-                RequestReader.SameFeatures(support, "support", query, "query");
-                reader.CheckElements(query.shape[0] * support.shape[0], "query x support");
-                response.Predictions = GramMatrix.Compute(kernel, query, support).matmul(alpha).ToMessage();
-                metrics.Computed(nameof(SolveKrr), query.shape[0] * support.shape[0]);
+                var (q, _, querySelection) = reader.Operand(request.Query, "query");
+                using var heldQuery = querySelection;
+                RequestReader.SameFeatures(support, "support", q, "query");
+                reader.CheckElements(q.shape[0] * support.shape[0], "query x support");
+                query = q;
+            }
+            var fit = KernelRidgeRegression.FitAndPredict(kernel, support, labels, regularization, query);
+            var response = new SolveKrrResponse { Alpha = fit.Alpha.ToMessage(), Ridge = fit.Ridge, SolveMethod = fit.Method.ToMessage() };
+            if (fit.Predictions is not null)
+            {
+                response.Predictions = fit.Predictions.ToMessage();
+                metrics.Computed(nameof(SolveKrr), query!.shape[0] * support.shape[0]);
             }
             metrics.Computed(nameof(SolveKrr), support.shape[0] * support.shape[0]);
             return response;
@@ -232,53 +266,54 @@ public sealed class KernelGrpcService(
         return compute.RunAsync(() =>
         {
             var kernel = RequestReader.Kernel(request.Kernel).Create();
-            var regularization = RequestReader.Regularization(request.Regularization);
-            var dataset = datasets.Get(request.DatasetId, "dataset_id");
+            var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
+            using var use = datasets.Use(request.Dataset, "dataset");
+            var dataset = use.Dataset;
             var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);
             using var scope = NewDisposeScope();
-            var support = reader.Support(request.Support, dataset);
+            var support = reader.Support(request.Support, dataset).Rows;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             reader.CheckElements(split.Count * support.shape[0], "split x support");
             var result = KrrEvaluator.Evaluate(kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
             metrics.Computed(nameof(EvaluateKrr), split.Count * support.shape[0]);
             return new EvaluateKrrResponse
             {
-                Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToString(),
+                Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToMessage(),
             };
         }, context.CancellationToken);
     }
 
-    public override Task<KipShardResponse> KipShardStep(KipShardRequest request, ServerCallContext context)
+    public override Task<KipShardStepResponse> KipShardStep(KipShardStepRequest request, ServerCallContext context)
     {
         return compute.RunAsync(() =>
         {
             var watch = System.Diagnostics.Stopwatch.StartNew();
             var kernel = RequestReader.Kernel(request.Kernel).Create();
-            var regularization = RequestReader.Regularization(request.Regularization);
+            var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             using var scope = NewDisposeScope();
-            var (dataset, split, index) = reader.Rows(request.Targets, "targets");
-            var support = reader.Support(request.Support, dataset);
-            var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
-            var count = index.shape[0];
+            using var targets = reader.Rows(request.Targets, "targets");
+            var support = reader.Support(request.Support, targets.Dataset);
+            var labels = Labels(request.SupportLabels, "support_labels", support.Rows.shape[0], targets.Dataset.ClassCount);
+            var count = targets.Count;
             var total = request.TotalTargets == 0 ? count : request.TotalTargets;
             if (total < count)
-                throw new ArgumentException($"total_targets: {total} is less than this shard's {count} targets", "total_targets");
-            reader.CheckElements(count * support.shape[0], "targets x support");
+                throw new InvalidFieldException("total_targets", $"{total} is less than this shard's {count} targets");
+            reader.CheckElements(count * support.Rows.shape[0], "targets x support");
 
             var objective = new KipObjective(kernel, regularization);
-            using var result = objective.ShardStep(support, labels, split.Features.index_select(0, index), split.Targets.index_select(0, index),
-                total, request.WantLabelGradient);
-            metrics.Computed(nameof(KipShardStep), (count + support.shape[0]) * support.shape[0]);
-            var response = new KipShardResponse
+            using var result = objective.ShardStep(support.Rows, labels, targets.Split.Features.index_select(0, targets.Index),
+                targets.Split.Targets.index_select(0, targets.Index), total, request.WantLabelGradient);
+            metrics.Computed(nameof(KipShardStep), (count + support.Rows.shape[0]) * support.Rows.shape[0]);
+            var response = new KipShardStepResponse
             {
                 Loss = result.Loss,
                 Reduction = result.Reduction.ToMessage(),
-                SupportGradient = result.SupportGradient.ToMessage(),
-                SolveMethod = result.Method.ToString(),
+                SupportGradient = result.SupportGradient.ToMessage(shape: support.Shape),
+                SolveMethod = result.Method.ToMessage(),
                 TargetCount = count,
             };
-            response.ComputeSeconds = watch.Elapsed.TotalSeconds;
             if (result.LabelGradient is not null) response.LabelGradient = result.LabelGradient.ToMessage();
+            response.ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed);
             return response;
         }, context.CancellationToken);
     }
@@ -289,11 +324,12 @@ public sealed class KernelGrpcService(
         return compute.RunAsync(() =>
         {
             using var scope = NewDisposeScope();
-            var (dataset, split, index) = reader.Rows(request.Targets, "targets");
-            var support = reader.Support(request.Support, dataset);
-            reader.CheckElements(index.shape[0] * support.shape[0], "targets x support");
-            var (normal, projected) = LabelSolver.Accumulate(kernel, support, split.Features.index_select(0, index), split.Targets.index_select(0, index));
-            metrics.Computed(nameof(LabelSolveShard), (index.shape[0] + support.shape[0]) * support.shape[0]);
+            using var targets = reader.Rows(request.Targets, "targets");
+            var support = reader.Support(request.Support, targets.Dataset).Rows;
+            reader.CheckElements(targets.Count * support.shape[0], "targets x support");
+            var (normal, projected) = LabelSolver.Accumulate(kernel, support, targets.Split.Features.index_select(0, targets.Index),
+                targets.Split.Targets.index_select(0, targets.Index));
+            metrics.Computed(nameof(LabelSolveShard), (targets.Count + support.shape[0]) * support.shape[0]);
             return new LabelSolveShardResponse
             {
                 Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = kernel.ComputeSymmetric(support).ToMessage(),
@@ -301,13 +337,22 @@ public sealed class KernelGrpcService(
         }, context.CancellationToken);
     }
 
+    /// <summary>A lease's time to live: unset means none; otherwise between a second and a week.</summary>
+    private static TimeSpan? LeaseTtl(Google.Protobuf.WellKnownTypes.Duration? ttl, string field)
+    {
+        if (ttl is null) return null;
+        var span = ttl.ToTimeSpan();
+        return span >= TimeSpan.FromSeconds(1) && span <= TimeSpan.FromDays(7) ? span
+            : throw new InvalidFieldException(field, $"must be between 1 s and 7 days, got {span}");
+    }
+
     private Tensor Labels(Protos.Kernel.V1.Tensor? message, string field, long rows, int? classCount)
     {
         var labels = reader.Matrix(message, field);
         if (labels.shape[0] != rows)
-            throw new ArgumentException($"{field}: {labels.shape[0]} rows for {rows} support images", field);
+            throw new InvalidFieldException(field, $"{labels.shape[0]} rows for {rows} support images");
         if (classCount is { } c && labels.shape[1] != c)
-            throw new ArgumentException($"{field}: {labels.shape[1]} columns, the dataset has {c} classes", field);
+            throw new InvalidFieldException(field, $"{labels.shape[1]} columns, the dataset has {c} classes");
         return labels;
     }
 
@@ -315,7 +360,7 @@ public sealed class KernelGrpcService(
     {
         var cotangent = reader.Matrix(message, "cotangent");
         if (cotangent.shape[0] != rows || cotangent.shape[1] != columns)
-            throw new ArgumentException($"cotangent: shape [{cotangent.shape[0]},{cotangent.shape[1]}] should be [{rows},{columns}]", "cotangent");
+            throw new InvalidFieldException("cotangent", $"shape [{cotangent.shape[0]},{cotangent.shape[1]}] should be [{rows},{columns}]");
         return cotangent;
     }
 }

@@ -1,9 +1,9 @@
+using Distill.Adapters.Conversions;
+using Distill.Core.Errors;
 using Distill.Core.Preprocessing;
 using Distill.KernelService.Configuration;
 using Distill.KernelService.Datasets;
-using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
-using Distill.ServiceDefaults;
 using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
 using CoreKernels = Distill.Core.Kernels;
@@ -11,97 +11,134 @@ using Tensor = TorchSharp.torch.Tensor;
 
 namespace Distill.KernelService.Grpc;
 
+/// <summary>Inline images flattened to the rows the engine's kernels take, with the shape they arrived in.</summary>
+public sealed record InlineImages(Tensor Rows, long[] Shape);
+
+/// <summary>Rows that a request names in a registered dataset, held (see <see cref="DatasetUse"/>) until disposed.</summary>
+public sealed class DatasetSelection(DatasetUse use, RegisteredSplit split, Tensor index) : IDisposable
+{
+    public RegisteredDataset Dataset => use.Dataset;
+    public RegisteredSplit Split { get; } = split;
+    public Tensor Index { get; } = index;
+    public long Count => Index.shape[0];
+
+    public void Dispose()
+    {
+        Index.Dispose();
+        use.Dispose();
+    }
+}
+
 /// <summary>
 /// Turns request messages into engine values, checking every field and naming it in the
-/// error: ArgumentException (INVALID_ARGUMENT), KeyNotFoundException (NOT_FOUND),
-/// ResourceLimitException (RESOURCE_EXHAUSTED).
+/// error: <see cref="InvalidFieldException"/> (INVALID_ARGUMENT),
+/// <see cref="ResourceNotFoundException"/> (NOT_FOUND), <see cref="LimitExceededException"/>
+/// (RESOURCE_EXHAUSTED).
 /// </summary>
 public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServiceOptions> options)
 {
+    public const double DefaultRegularization = Core.Regression.KernelRidgeRegression.DefaultRegularization;
+
     public static CoreKernels.KernelSpec Kernel(KernelSpec? message, string field = "kernel") => message.ToCore(field);
 
     public static PreprocessingSpec Preprocessing(Protos.Kernel.V1.Preprocessing? message) => message.ToCore("preprocessing");
 
-    public static double Regularization(double value, string field = "regularization") =>
-        double.IsFinite(value) && value >= 0 ? value : throw new ArgumentException($"{field}: must be a non-negative finite number, got {value}", field);
+    public static double Regularization(bool set, double value, string field = "regularization") =>
+        !set ? DefaultRegularization
+        : double.IsFinite(value) && value >= 0 ? value
+        : throw new InvalidFieldException(field, $"must be a non-negative finite number, got {value}");
 
-    /// <summary>An inline matrix (an n x ... tensor is flattened to n x rest).</summary>
-    public Tensor Matrix(Protos.Kernel.V1.Tensor? message, string field)
+    /// <summary>An inline tensor of at least two dimensions, flattened to n x rest.</summary>
+    public InlineImages Images(Protos.Kernel.V1.Tensor? message, string field)
     {
-        if (message is null) throw new ArgumentException($"{field}: required", field);
-        CheckElements(message.Shape.Aggregate(1L, (a, b) => a * Math.Max(b, 0)), field);
+        if (message is null) throw new InvalidFieldException(field, "required");
+        CheckElements(message.Shape.Aggregate(1L, (a, b) => b <= 0 ? a : a > long.MaxValue / b ? long.MaxValue : a * b), field);
+        if (message.Shape.Count < 2)
+            throw new InvalidFieldException($"{field}.shape", $"expected at least 2 dimensions (rows x features, or N x C x H x W), got [{string.Join(",", message.Shape)}]");
         var t = message.ToTorch(field);
-        if (t.dim() < 2)
-        {
-            t.Dispose();
-            throw new ArgumentException($"{field}.shape: expected at least 2 dimensions (rows x features), got [{string.Join(",", message.Shape)}]", field);
-        }
-        return t.dim() == 2 ? t : t.reshape(t.shape[0], -1);
+        if (t.dim() == 2) return new InlineImages(t, message.Shape.ToArray());
+        using (t) return new InlineImages(t.reshape(t.shape[0], -1), message.Shape.ToArray());
     }
 
-    /// <summary>An operand's feature rows, and the dataset split it came from when it names rows.</summary>
-    public (Tensor Rows, RegisteredSplit? Split) Operand(Operand? message, string field)
+    /// <summary>An inline n x k matrix (labels, cotangents).</summary>
+    public Tensor Matrix(Protos.Kernel.V1.Tensor? message, string field) => Images(message, field).Rows;
+
+    /// <summary>An operand's feature rows; for dataset rows, the selection holding the dataset.</summary>
+    public (Tensor Rows, long[]? Shape, DatasetSelection? Selection) Operand(Operand? message, string field)
     {
         switch (message?.SourceCase)
         {
             case Protos.Kernel.V1.Operand.SourceOneofCase.Inline:
-                return (Matrix(message.Inline, $"{field}.inline"), null);
+                var images = Images(message.Inline, $"{field}.inline");
+                return (images.Rows, images.Shape, null);
             case Protos.Kernel.V1.Operand.SourceOneofCase.Rows:
-                var (dataset, split, index) = Rows(message.Rows, $"{field}.rows");
-                using (index) return (split.Features.index_select(0, index), split);
+                var selection = Rows(message.Rows, $"{field}.rows");
+                return (selection.Split.Features.index_select(0, selection.Index), null, selection);
             default:
-                throw new ArgumentException($"{field}: set either inline or rows", field);
+                throw new InvalidFieldException(field, "set either inline or rows");
         }
     }
 
     /// <summary>The dataset, split and row indices a DatasetRows names, all bounds-checked.</summary>
-    public (RegisteredDataset Dataset, RegisteredSplit Split, Tensor Index) Rows(DatasetRows? rows, string field)
+    public DatasetSelection Rows(DatasetRows? rows, string field)
     {
-        if (rows is null) throw new ArgumentException($"{field}: required", field);
-        var dataset = datasets.Get(rows.DatasetId, $"{field}.dataset_id");
+        if (rows is null) throw new InvalidFieldException(field, "required");
         if (rows.Split is not (Split.Unspecified or Split.Train or Split.Test))
-            throw new ArgumentException($"{field}.split: unknown split {(int)rows.Split}", field);
-        var split = dataset.Split(rows.Split);
-        var count = split.Count;
-        var indices = new List<long>();
-        for (int i = 0; i < rows.Ranges.Count; i++)
+            throw new InvalidFieldException($"{field}.split", $"unknown split {(int)rows.Split}");
+        var use = datasets.Use(rows.Dataset, $"{field}.dataset");
+        try
         {
-            var range = rows.Ranges[i];
-            if (range.Start < 0 || range.Count < 0 || range.Start + range.Count > count)
-                throw new ArgumentException($"{field}.ranges[{i}]: [{range.Start}, {range.Start + range.Count}) is outside the split's {count} rows", field);
-            for (long r = 0; r < range.Count; r++) indices.Add(range.Start + r);
+            var split = use.Dataset.Split(rows.Split);
+            var count = split.Count;
+            var indices = new List<long>();
+            for (int i = 0; i < rows.Ranges.Count; i++)
+            {
+                var range = rows.Ranges[i];
+                if (range.Start < 0 || range.Count < 0 || range.Start > count - range.Count)
+                    throw new InvalidFieldException($"{field}.ranges[{i}]", $"[{range.Start}, {range.Start + range.Count}) is outside the split's {count} rows");
+                CheckElements((indices.Count + range.Count) * use.Dataset.FeatureCount, field);
+                for (long r = 0; r < range.Count; r++) indices.Add(range.Start + r);
+            }
+            for (int i = 0; i < rows.Indices.Count; i++)
+            {
+                var index = rows.Indices[i];
+                if (index < 0 || index >= count)
+                    throw new InvalidFieldException($"{field}.indices[{i}]", $"{index} is outside the split's {count} rows");
+                indices.Add(index);
+            }
+            if (indices.Count == 0)
+                throw new InvalidFieldException(field, "names no rows (give ranges or indices)");
+            CheckElements(indices.Count * use.Dataset.FeatureCount, field);
+            return new DatasetSelection(use, split, tensor(indices.ToArray(), dtype: ScalarType.Int64));
         }
-        for (int i = 0; i < rows.Indices.Count; i++)
+        catch
         {
-            var index = rows.Indices[i];
-            if (index < 0 || index >= count)
-                throw new ArgumentException($"{field}.indices[{i}]: {index} is outside the split's {count} rows", field);
-            indices.Add(index);
+            use.Dispose();
+            throw;
         }
-        if (indices.Count == 0)
-            throw new ArgumentException($"{field}: names no rows (give ranges or indices)", field);
-        CheckElements(indices.Count * dataset.FeatureCount, field);
-        return (dataset, split, tensor(indices.ToArray(), dtype: ScalarType.Int64));
     }
 
     public void CheckElements(long elements, string field)
     {
         if (elements > options.Value.MaxElementsPerRequest)
-            throw new ResourceLimitException($"{field}: {elements} elements exceed the server's limit of {options.Value.MaxElementsPerRequest} per request");
+            throw new LimitExceededException(ErrorReasons.RequestTooLarge, field,
+                $"{field}: {elements} elements exceed the server's limit of {options.Value.MaxElementsPerRequest} per request (KernelService:MaxElementsPerRequest)");
     }
 
-    /// <summary>Inline support images, which must have the dataset's feature count.</summary>
-    public Tensor Support(Protos.Kernel.V1.Tensor? message, RegisteredDataset dataset)
+    /// <summary>Inline support images, which must have the dataset's feature count (and image shape, when sent as images).</summary>
+    public InlineImages Support(Protos.Kernel.V1.Tensor? message, RegisteredDataset dataset)
     {
-        var support = Matrix(message, "support");
-        if (support.shape[1] != dataset.FeatureCount)
-            throw new ArgumentException($"support: has {support.shape[1]} features, the dataset has {dataset.FeatureCount}", "support");
+        var support = Images(message, "support");
+        if (support.Rows.shape[1] != dataset.FeatureCount)
+            throw new InvalidFieldException("support", $"has {support.Rows.shape[1]} features, the dataset has {dataset.FeatureCount}");
+        if (support.Shape.Length > 2 && dataset.ImageShape.Count > 0 && !support.Shape.Skip(1).SequenceEqual(dataset.ImageShape))
+            throw new InvalidFieldException("support.shape", $"images are [{string.Join(",", support.Shape.Skip(1))}], the dataset's are [{string.Join(",", dataset.ImageShape)}]");
         return support;
     }
 
     public static void SameFeatures(Tensor a, string fieldA, Tensor b, string fieldB)
     {
         if (a.shape[1] != b.shape[1])
-            throw new ArgumentException($"{fieldB}: has {b.shape[1]} features but {fieldA} has {a.shape[1]}", fieldB);
+            throw new InvalidFieldException(fieldB, $"has {b.shape[1]} features but {fieldA} has {a.shape[1]}");
     }
 }
