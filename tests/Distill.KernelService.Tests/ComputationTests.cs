@@ -18,7 +18,7 @@ namespace Distill.KernelService.Tests;
 public class ComputationTests
 {
     private static readonly IKernel Ntk = new FullyConnectedKernel(new Core.Kernels.KernelSpec());
-    private static readonly Protos.Kernel.V1.KernelSpec NtkMessage = new() { Kind = Protos.Kernel.V1.KernelKind.Ntk };
+    private static readonly Protos.Kernel.V1.KernelSpec NtkMessage = new() { FullyConnected = new Protos.Kernel.V1.FullyConnectedSpec { Kind = Protos.Kernel.V1.KernelKind.Ntk } };
 
     [Fact]
     public async Task ComputeGram_LargerThanOneMessage_StreamsBlocksThatAssembleToTheEngineResult()
@@ -29,7 +29,7 @@ public class ComputationTests
         var x2 = Random(100, 20, 2);
 
         var blocks = new List<GramBlock>();
-        using var call = server.Client.ComputeGram(new GramRequest { Kernel = NtkMessage, X1 = Inline(x1), X2 = Inline(x2) });
+        using var call = server.Client.ComputeGram(new ComputeGramRequest { Kernel = NtkMessage, X1 = Inline(x1), X2 = Inline(x2) });
         await foreach (var block in call.ResponseStream.ReadAllAsync()) blocks.Add(block);
 
         Assert.True(blocks.Count > 1, $"expected several blocks, got {blocks.Count}");
@@ -48,10 +48,10 @@ public class ComputationTests
         var support = Random(5, 12, 5);
 
         var blocks = new List<GramBlock>();
-        using var call = server.Client.ComputeGram(new GramRequest { Kernel = NtkMessage, X1 = Rows(info.DatasetId, 10, 20), X2 = Inline(support), Dtype = DType.Float32 });
+        using var call = server.Client.ComputeGram(new ComputeGramRequest { Kernel = NtkMessage, X1 = Rows(info.Name, 10, 20), X2 = Inline(support), Dtype = DataType.Float32 });
         await foreach (var block in call.ResponseStream.ReadAllAsync()) blocks.Add(block);
 
-        Assert.Equal(DType.Float32, blocks[0].Block.Dtype);
+        Assert.Equal(DataType.Float32, blocks[0].Block.Dtype);
         // float32 output: 2^-24 relative rounding.
         TensorAssert.Close(Ntk.Compute(train.narrow(0, 10, 20), support), blocks[0].Block.ToTorch(), 1e-6, "gram from rows");
     }
@@ -64,7 +64,7 @@ public class ComputationTests
         var x2 = Random(2, 4, 7);
         var cotangent = Random(3, 2, 8);
 
-        var response = await server.Client.VectorJacobianProductAsync(new VjpRequest
+        var response = await server.Client.VectorJacobianProductAsync(new VectorJacobianProductRequest
         {
             Kernel = NtkMessage, X1 = Inline(x1), X2 = Inline(x2), Cotangent = cotangent.ToMessage(), WantX1 = true, WantX2 = true,
         });
@@ -73,7 +73,7 @@ public class ComputationTests
         // h = 1e-5 keeps truncation and round-off near 1e-10 relative.
         async Task<double> Objective(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b)
         {
-            using var call = server.Client.ComputeGram(new GramRequest { Kernel = NtkMessage, X1 = Inline(a), X2 = Inline(b) });
+            using var call = server.Client.ComputeGram(new ComputeGramRequest { Kernel = NtkMessage, X1 = Inline(a), X2 = Inline(b) });
             var blocks = new List<TorchSharp.torch.Tensor>();
             await foreach (var block in call.ResponseStream.ReadAllAsync()) blocks.Add(block.Block.ToTorch());
             return cat(blocks, 0).mul(cotangent).sum().item<double>();
@@ -102,7 +102,7 @@ public class ComputationTests
         await using var server = await LoopbackKernelServer.StartAsync();
         var x = Random(6, 5, 9);
         var cotangent = Random(6, 6, 10);
-        var response = await server.Client.VectorJacobianProductAsync(new VjpRequest { Kernel = NtkMessage, X1 = Inline(x), Cotangent = cotangent.ToMessage(), Symmetric = true });
+        var response = await server.Client.VectorJacobianProductAsync(new VectorJacobianProductRequest { Kernel = NtkMessage, X1 = Inline(x), Cotangent = cotangent.ToMessage(), Symmetric = true });
         var (expected, _) = GramMatrix.VectorJacobianProduct(Ntk, x, x, cotangent, symmetric: true);
         TensorAssert.Close(expected!, response.GradX1.ToTorch(), 1e-10, "symmetric vjp");
     }
@@ -115,7 +115,7 @@ public class ComputationTests
         var labels = Labels(8, 3);
         var query = Random(5, 6, 12);
 
-        var response = await server.Client.SolveKrrAsync(new KrrRequest
+        var response = await server.Client.SolveKrrAsync(new SolveKrrRequest
         {
             Kernel = NtkMessage, Support = Inline(support), SupportLabels = labels.ToMessage(), Regularization = 1e-3, Query = Inline(query),
         });
@@ -124,7 +124,7 @@ public class ComputationTests
         var ridge = 1e-3 * gram.trace().item<double>() / 8;
         var alpha = linalg.solve(gram.add(eye(8, dtype: ScalarType.Float64).mul(ridge)), labels);
         Assert.Equal(ridge, response.Ridge, 12);
-        Assert.Equal(nameof(SolveMethod.Cholesky), response.SolveMethod);
+        Assert.Equal(Protos.Kernel.V1.SolveMethod.Cholesky, response.SolveMethod);
         TensorAssert.Close(alpha, response.Alpha.ToTorch(), 1e-10, "alpha");
         TensorAssert.Close(Ntk.Compute(query, support).matmul(alpha), response.Predictions.ToTorch(), 1e-10, "predictions");
     }
@@ -137,10 +137,10 @@ public class ComputationTests
         var info = await UploadAsync(server.Client, train, Random(20, 10, 14), classes: 3);
         var support = Random(6, 10, 15);
         var labels = Labels(6, 3);
-        KipShardRequest Shard(long start, long count) => new()
+        KipShardStepRequest Shard(long start, long count) => new()
         {
             Kernel = NtkMessage, Support = support.ToMessage(), SupportLabels = labels.ToMessage(), TotalTargets = 60,
-            Targets = Rows(info.DatasetId, start, count).Rows, Regularization = 1e-6, WantLabelGradient = true,
+            Targets = Rows(info.Name, start, count).Rows, Regularization = 1e-6, WantLabelGradient = true,
         };
 
         var first = await server.Client.KipShardStepAsync(Shard(0, 25));
@@ -167,7 +167,7 @@ public class ComputationTests
         var response = await server.Client.EvaluateKrrAsync(new EvaluateKrrRequest
         {
             Kernel = NtkMessage, Support = support.ToMessage(), SupportLabels = labels.ToMessage(), Regularization = 1e-6,
-            DatasetId = info.DatasetId, Split = Split.Test,
+            Dataset = info.Name, Split = Split.Test,
         });
 
         var expected = KrrEvaluator.Evaluate(Ntk, support, labels, test, Enumerable.Range(0, 30).Select(i => i % 3).ToArray(), Labels(30, 3), 1e-6);

@@ -17,17 +17,18 @@ public sealed class DatasetTests : IDisposable
 
         var info = await server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "tiny", Preprocessing = new Preprocessing { Standardize = true } });
 
-        Assert.Equal("tiny", info.Name);
+        Assert.Equal("tiny", info.DisplayName);
+        Assert.StartsWith("datasets/ds-", info.Name);
         Assert.Equal(20, info.TrainCount);
         Assert.Equal(10, info.TestCount);
         Assert.Equal(16, info.FeatureCount);
         Assert.Equal(new long[] { 1, 4, 4 }, info.ImageShape);
         var listed = await server.Client.ListDatasetsAsync(new ListDatasetsRequest());
-        Assert.Contains(listed.Datasets, d => d.DatasetId == info.DatasetId);
+        Assert.Contains(listed.Datasets, d => d.Name == info.Name);
 
-        await server.Client.DropDatasetAsync(new DropDatasetRequest { DatasetId = info.DatasetId });
+        await server.Client.DropDatasetAsync(new DropDatasetRequest { Name = info.Name });
         Assert.Empty((await server.Client.ListDatasetsAsync(new ListDatasetsRequest())).Datasets);
-        var again = await Assert.ThrowsAsync<RpcException>(() => server.Client.DropDatasetAsync(new DropDatasetRequest { DatasetId = info.DatasetId }).ResponseAsync);
+        var again = await Assert.ThrowsAsync<RpcException>(() => server.Client.DropDatasetAsync(new DropDatasetRequest { Name = info.Name }).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, again.StatusCode);
     }
 
@@ -38,7 +39,7 @@ public sealed class DatasetTests : IDisposable
     {
         await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:DataRoot"] = _root.FullName });
         var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = path }).ResponseAsync);
-        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("outside the server's data root", error.Status.Detail);
     }
 
@@ -51,7 +52,7 @@ public sealed class DatasetTests : IDisposable
             Directory.CreateSymbolicLink(Path.Combine(_root.FullName, "link"), outside.FullName);
             await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:DataRoot"] = _root.FullName });
             var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "link" }).ResponseAsync);
-            Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         }
         finally
         {
@@ -86,7 +87,7 @@ public sealed class DatasetTests : IDisposable
         Assert.Equal(5, info.ClassCount);
 
         // Rows 40..49 through the service equal the rows sent.
-        using var call = server.Client.ComputeGram(new GramRequest { X1 = Rows(info.DatasetId, 40, 10), X2 = Inline(train.narrow(0, 40, 10)), Kernel = new KernelSpec { Depth = 0 } });
+        using var call = server.Client.ComputeGram(new ComputeGramRequest { X1 = Rows(info.Name, 40, 10), X2 = Inline(train.narrow(0, 40, 10)), Kernel = new KernelSpec { FullyConnected = new FullyConnectedSpec { Depth = 0 } } });
         var gram = (await call.ResponseStream.ReadAllAsync().FirstAsync()).Block.ToTorch();
         var direct = new Core.Kernels.FullyConnectedKernel(new Core.Kernels.KernelSpec(Depth: 0)).Compute(train.narrow(0, 40, 10), train.narrow(0, 40, 10));
         Core.Tests.TensorAssert.Close(direct, gram, 1e-12, "rows");

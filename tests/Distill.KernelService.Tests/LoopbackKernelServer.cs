@@ -30,10 +30,11 @@ public sealed class LoopbackKernelServer : IAsyncDisposable
     public Protos.Kernel.V1.KernelService.KernelServiceClient Client { get; }
 
     public static async Task<LoopbackKernelServer> StartAsync(IDictionary<string, string?>? settings = null,
-        string scheme = "http", Func<GrpcChannelOptions, GrpcChannelOptions>? channelOptions = null)
+        string scheme = "http", Func<GrpcChannelOptions, GrpcChannelOptions>? channelOptions = null, TimeProvider? time = null)
     {
         var app = KernelServiceHost.Build(["--urls", $"{scheme}://127.0.0.1:0"], builder =>
         {
+            if (time is not null) builder.Services.AddSingleton(time);
             builder.Configuration.AddInMemoryCollection(settings ?? new Dictionary<string, string?>());
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
         });

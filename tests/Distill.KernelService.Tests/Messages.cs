@@ -11,14 +11,14 @@ internal static class Messages
 {
     public static Operand Inline(TorchSharp.torch.Tensor t) => new() { Inline = t.ToMessage() };
 
-    public static Operand Rows(string datasetId, long start, long count, Split split = Split.Train) =>
-        new() { Rows = new DatasetRows { DatasetId = datasetId, Split = split, Ranges = { new IndexRange { Start = start, Count = count } } } };
+    public static Operand Rows(string dataset, long start, long count, Split split = Split.Train) =>
+        new() { Rows = new DatasetRows { Dataset = dataset, Split = split, Ranges = { new IndexRange { Start = start, Count = count } } } };
 
     public static TorchSharp.torch.Tensor Random(long rows, long columns, ulong seed) =>
         randn(rows, columns, dtype: ScalarType.Float64, generator: new Generator(seed));
 
     /// <summary>Uploads an n x d dataset with labels i mod classes, streamed in chunks of <paramref name="chunkRows"/>.</summary>
-    public static async Task<DatasetInfo> UploadAsync(Protos.Kernel.V1.KernelService.KernelServiceClient client,
+    public static async Task<Dataset> UploadAsync(Protos.Kernel.V1.KernelService.KernelServiceClient client,
         TorchSharp.torch.Tensor train, TorchSharp.torch.Tensor test, int classes, int chunkRows = 16)
     {
         using var call = client.UploadDataset();
@@ -30,7 +30,7 @@ internal static class Messages
                 var length = Math.Min(chunkRows, features.shape[0] - start);
                 var message = new UploadDatasetRequest { Split = split, Features = features.narrow(0, start, length).ToMessage() };
                 message.Labels.AddRange(Enumerable.Range((int)start, (int)length).Select(i => i % classes));
-                if (first) message.Header = new UploadDatasetHeader { Name = "upload", ClassCount = classes, FeatureCount = features.shape[1] };
+                if (first) message.Header = new UploadDatasetHeader { DisplayName = "upload", ClassCount = classes, ImageShape = { features.shape[1] } };
                 first = false;
                 await call.RequestStream.WriteAsync(message);
             }

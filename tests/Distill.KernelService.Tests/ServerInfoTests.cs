@@ -44,7 +44,7 @@ public class ServerInfoTests
 
         await using var server = await LoopbackKernelServer.StartAsync();
         await server.Client.GetServerInfoAsync(new GetServerInfoRequest());
-        await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => server.Client.DropDatasetAsync(new DropDatasetRequest { DatasetId = "none" }).ResponseAsync);
+        await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => server.Client.DropDatasetAsync(new DropDatasetRequest { Name = "none" }).ResponseAsync);
 
         lock (seen)
         {

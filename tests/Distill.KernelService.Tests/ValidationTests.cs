@@ -10,31 +10,32 @@ namespace Distill.KernelService.Tests;
 /// <summary>Bad input gets INVALID_ARGUMENT or NOT_FOUND naming the field, and the server keeps serving.</summary>
 public class ValidationTests
 {
-    public static TheoryData<string, Func<string, GramRequest>, StatusCode, string> BadGramRequests() => new()
+    public static TheoryData<string, Func<string, ComputeGramRequest>, StatusCode, string> BadGramRequests() => new()
     {
-        { "short data", _ => new GramRequest { X1 = new Operand { Inline = new Tensor { Shape = { 2, 3 }, Dtype = DType.Float64, Data = ByteString.CopyFrom(new byte[40]) } }, X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.inline.data" },
-        { "no dtype", _ => new GramRequest { X1 = new Operand { Inline = new Tensor { Shape = { 1, 1 }, Data = ByteString.CopyFrom(new byte[8]) } }, X2 = Inline(Random(2, 1, 1)) }, StatusCode.InvalidArgument, "x1.inline.dtype" },
-        { "NaN", _ => new GramRequest { X1 = Inline(TorchSharp.torch.tensor(new[] { double.NaN, 1 }, [1, 2])), X2 = Inline(Random(2, 2, 1)) }, StatusCode.InvalidArgument, "NaN" },
-        { "vector", _ => new GramRequest { X1 = new Operand { Inline = TorchSharp.torch.ones(3).ToMessage() }, X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.inline.shape" },
-        { "feature mismatch", _ => new GramRequest { X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 4, 1)) }, StatusCode.InvalidArgument, "x2: has 4 features" },
-        { "operand missing", _ => new GramRequest { X1 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x2: set either inline or rows" },
-        { "depth", _ => new GramRequest { Kernel = new KernelSpec { Depth = -1 }, X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "kernel.depth" },
-        { "w_std", _ => new GramRequest { Kernel = new KernelSpec { WStd = 0 }, X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "kernel.w_std" },
-        { "architecture", _ => new GramRequest { Kernel = new KernelSpec { Architecture = (Architecture)7 }, X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "kernel.architecture" },
-        { "unknown dataset", _ => new GramRequest { X1 = Rows("ds-nope", 0, 1), X2 = Inline(Random(2, 3, 1)) }, StatusCode.NotFound, "x1.rows.dataset_id" },
-        { "range", id => new GramRequest { X1 = Rows(id, 5, 100), X2 = Inline(Random(2, 4, 1)) }, StatusCode.InvalidArgument, "x1.rows.ranges[0]" },
+        { "short data", _ => new ComputeGramRequest { X1 = new Operand { Inline = new Tensor { Shape = { 2, 3 }, Dtype = DataType.Float64, Data = ByteString.CopyFrom(new byte[40]) } }, X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.inline.data" },
+        { "no dtype", _ => new ComputeGramRequest { X1 = new Operand { Inline = new Tensor { Shape = { 1, 1 }, Data = ByteString.CopyFrom(new byte[8]) } }, X2 = Inline(Random(2, 1, 1)) }, StatusCode.InvalidArgument, "x1.inline.dtype" },
+        { "NaN", _ => new ComputeGramRequest { X1 = Inline(TorchSharp.torch.tensor(new[] { double.NaN, 1 }, [1, 2])), X2 = Inline(Random(2, 2, 1)) }, StatusCode.InvalidArgument, "NaN" },
+        { "vector", _ => new ComputeGramRequest { X1 = new Operand { Inline = TorchSharp.torch.ones(3).ToMessage() }, X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.inline.shape" },
+        { "feature mismatch", _ => new ComputeGramRequest { X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 4, 1)) }, StatusCode.InvalidArgument, "x2: has 4 features" },
+        { "operand missing", _ => new ComputeGramRequest { X1 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x2: set either inline or rows" },
+        { "depth", _ => new ComputeGramRequest { Kernel = new KernelSpec { FullyConnected = new FullyConnectedSpec { Depth = -1 } }, X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "kernel.fully_connected.depth" },
+        { "w_std", _ => new ComputeGramRequest { Kernel = new KernelSpec { FullyConnected = new FullyConnectedSpec { WStd = 0 } }, X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "kernel.fully_connected.w_std" },
+        { "kind", _ => new ComputeGramRequest { Kernel = new KernelSpec { FullyConnected = new FullyConnectedSpec { Kind = (KernelKind)7 } }, X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "kernel.fully_connected.kind" },
+        { "not a dataset name", _ => new ComputeGramRequest { X1 = Rows("ds-nope", 0, 1), X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.rows.dataset" },
+        { "unknown dataset", _ => new ComputeGramRequest { X1 = Rows("datasets/ds-nope", 0, 1), X2 = Inline(Random(2, 3, 1)) }, StatusCode.NotFound, "x1.rows.dataset" },
+        { "range", id => new ComputeGramRequest { X1 = Rows(id, 5, 100), X2 = Inline(Random(2, 4, 1)) }, StatusCode.InvalidArgument, "x1.rows.ranges[0]" },
     };
 
     [Theory]
     [MemberData(nameof(BadGramRequests))]
-    public async Task ComputeGram_BadRequest_FailsNamingTheField(string name, Func<string, GramRequest> request, StatusCode code, string expected)
+    public async Task ComputeGram_BadRequest_FailsNamingTheField(string name, Func<string, ComputeGramRequest> request, StatusCode code, string expected)
     {
         await using var server = await LoopbackKernelServer.StartAsync();
         var info = await UploadAsync(server.Client, Random(10, 4, 1), Random(2, 4, 2), classes: 2);
 
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            using var call = server.Client.ComputeGram(request(info.DatasetId));
+            using var call = server.Client.ComputeGram(request(info.Name));
             await call.ResponseStream.ReadAllAsync().ToListAsync();
         });
 
@@ -48,7 +49,7 @@ public class ValidationTests
     public async Task InvalidArgument_CarriesBadRequestFieldViolation()
     {
         await using var server = await LoopbackKernelServer.StartAsync();
-        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.SolveKrrAsync(new KrrRequest
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.SolveKrrAsync(new SolveKrrRequest
         {
             Support = Inline(Random(3, 2, 1)), SupportLabels = Labels(3, 2).ToMessage(), Regularization = -1,
         }).ResponseAsync);
@@ -63,12 +64,12 @@ public class ValidationTests
     {
         await using var server = await LoopbackKernelServer.StartAsync();
         var info = await UploadAsync(server.Client, Random(10, 4, 1), Random(2, 4, 2), classes: 2);
-        KipShardRequest Request(long features, long labelColumns, long total = 0) => new()
+        KipShardStepRequest Request(long features, long labelColumns, long total = 0) => new()
         {
             Support = Random(2, features, 3).ToMessage(), SupportLabels = Labels(2, (int)labelColumns).ToMessage(),
-            Targets = Rows(info.DatasetId, 0, 10).Rows, TotalTargets = total,
+            Targets = Rows(info.Name, 0, 10).Rows, TotalTargets = total,
         };
-        async Task<string> Detail(KipShardRequest r) => (await Assert.ThrowsAsync<RpcException>(() => server.Client.KipShardStepAsync(r).ResponseAsync)).Status.Detail;
+        async Task<string> Detail(KipShardStepRequest r) => (await Assert.ThrowsAsync<RpcException>(() => server.Client.KipShardStepAsync(r).ResponseAsync)).Status.Detail;
 
         Assert.StartsWith("support:", await Detail(Request(5, 2)));
         Assert.StartsWith("support_labels:", await Detail(Request(4, 3)));
@@ -80,12 +81,12 @@ public class ValidationTests
     {
         await using var server = await LoopbackKernelServer.StartAsync();
         var info = await UploadAsync(server.Client, Random(10, 4, 1), Random(2, 4, 2), classes: 2);
-        var rowsError = await Assert.ThrowsAsync<RpcException>(() => server.Client.VectorJacobianProductAsync(new VjpRequest
+        var rowsError = await Assert.ThrowsAsync<RpcException>(() => server.Client.VectorJacobianProductAsync(new VectorJacobianProductRequest
         {
-            X1 = Rows(info.DatasetId, 0, 3), X2 = Inline(Random(2, 4, 3)), Cotangent = Random(3, 2, 4).ToMessage(), WantX1 = true,
+            X1 = Rows(info.Name, 0, 3), X2 = Inline(Random(2, 4, 3)), Cotangent = Random(3, 2, 4).ToMessage(), WantX1 = true,
         }).ResponseAsync);
         Assert.Contains("want_x1", rowsError.Status.Detail);
-        var shapeError = await Assert.ThrowsAsync<RpcException>(() => server.Client.VectorJacobianProductAsync(new VjpRequest
+        var shapeError = await Assert.ThrowsAsync<RpcException>(() => server.Client.VectorJacobianProductAsync(new VectorJacobianProductRequest
         {
             X1 = Inline(Random(3, 4, 1)), X2 = Inline(Random(2, 4, 3)), Cotangent = Random(2, 3, 4).ToMessage(), WantX1 = true,
         }).ResponseAsync);
@@ -98,7 +99,7 @@ public class ValidationTests
         await using var server = await LoopbackKernelServer.StartAsync();
         using (var call = server.Client.UploadDataset())
         {
-            var message = new UploadDatasetRequest { Header = new UploadDatasetHeader { Name = "x", ClassCount = 2, FeatureCount = 3 }, Features = Random(2, 3, 1).ToMessage() };
+            var message = new UploadDatasetRequest { Header = new UploadDatasetHeader { DisplayName = "x", ClassCount = 2, ImageShape = { 3 } }, Features = Random(2, 3, 1).ToMessage() };
             message.Labels.Add([0, 2]);
             await call.RequestStream.WriteAsync(message);
             await call.RequestStream.CompleteAsync();

@@ -37,7 +37,7 @@ public static class KernelSpecMessages
     /// <summary>The message for a spec, every field explicit.</summary>
     public static KernelSpec ToMessage(this CoreKernels.KernelSpec spec) => new()
     {
-        FullyConnected = new FullyConnectedKernel
+        FullyConnected = new FullyConnectedSpec
         {
             Kind = spec.Kind == CoreKernels.KernelKind.Nngp ? KernelKind.Nngp : KernelKind.Ntk,
             Depth = spec.Depth,

@@ -40,6 +40,9 @@ public sealed class RegisteredDataset
         PreprocessingSpec = preprocessing;
         PreprocessingDetails = preprocessingDetails;
         _owner = owner;
+        FeatureCount = train.Features.shape[1];
+        // Kept as values: the budget is settled after the tensors may be gone.
+        ElementCount = (train.Count + test.Count) * (FeatureCount + classCount);
     }
 
     public const string NamePrefix = "datasets/";
@@ -54,8 +57,8 @@ public sealed class RegisteredDataset
     public IReadOnlyList<string> ClassNames { get; }
     public PreprocessingSpec? PreprocessingSpec { get; }
     public IReadOnlyDictionary<string, string> PreprocessingDetails { get; }
-    public long FeatureCount => Train.Features.shape[1];
-    public long ElementCount => (Train.Count + Test.Count) * (FeatureCount + ClassCount);
+    public long FeatureCount { get; }
+    public long ElementCount { get; }
 
     public DateTimeOffset CreateTime { get; init; }
     public TimeSpan? LeaseTtl { get; init; }

@@ -58,7 +58,14 @@ public sealed class ComputeGateInterceptor : CallInterceptor
         }
         catch (Exception e)
         {
-            status = e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name;
+            // The status mapping runs outside this interceptor, so name the outcome as it will.
+            status = e switch
+            {
+                RpcException rpc => rpc.StatusCode.ToString(),
+                _ when context.CancellationToken.IsCancellationRequested =>
+                    context.Deadline <= DateTime.UtcNow ? nameof(StatusCode.DeadlineExceeded) : nameof(StatusCode.Cancelled),
+                _ => e.GetType().Name,
+            };
             throw;
         }
         finally
