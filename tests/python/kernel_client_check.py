@@ -34,11 +34,11 @@ def load_messages(out_dir):
 
 def tensor(pb, a):
     a = np.ascontiguousarray(a, dtype="<f8")
-    return pb.Tensor(shape=a.shape, dtype=pb.DTYPE_FLOAT64, data=a.tobytes())
+    return pb.Tensor(shape=a.shape, dtype=pb.DATA_TYPE_FLOAT64, data=a.tobytes())
 
 
 def from_tensor(pb, t):
-    assert t.dtype == pb.DTYPE_FLOAT64, f"expected float64 result, got dtype {t.dtype}"
+    assert t.dtype == pb.DATA_TYPE_FLOAT64, f"expected float64 result, got dtype {t.dtype}"
     return np.frombuffer(t.data, dtype="<f8").reshape(tuple(t.shape))
 
 
@@ -72,7 +72,7 @@ def main():
         pb = load_messages(tmp)
         get_info = channel.unary_unary(SERVICE + "GetServerInfo", request_serializer=pb.GetServerInfoRequest.SerializeToString,
                                        response_deserializer=pb.ServerInfo.FromString)
-        compute_gram = channel.unary_stream(SERVICE + "ComputeGram", request_serializer=pb.GramRequest.SerializeToString,
+        compute_gram = channel.unary_stream(SERVICE + "ComputeGram", request_serializer=pb.ComputeGramRequest.SerializeToString,
                                             response_deserializer=pb.GramBlock.FromString)
 
         try:
@@ -84,11 +84,11 @@ def main():
         rng = np.random.default_rng(1234)
         x1, x2 = rng.standard_normal((7, 5)), rng.standard_normal((4, 5))
         cases = [("NTK, depth 1", pb.KernelSpec(), reference(x1, x2)),
-                 ("NNGP, depth 1", pb.KernelSpec(kind=pb.KERNEL_KIND_NNGP), reference(x1, x2, kind="nngp")),
-                 ("NTK, depth 2", pb.KernelSpec(depth=2), reference(x1, x2, depth=2))]
+                 ("NNGP, depth 1", pb.KernelSpec(fully_connected=pb.FullyConnectedSpec(kind=pb.KERNEL_KIND_NNGP)), reference(x1, x2, kind="nngp")),
+                 ("NTK, depth 2", pb.KernelSpec(fully_connected=pb.FullyConnectedSpec(depth=2)), reference(x1, x2, depth=2))]
         worst, blocks = 0.0, 0
         for name, spec, expected in cases:
-            request = pb.GramRequest(kernel=spec, x1=pb.Operand(inline=tensor(pb, x1)), x2=pb.Operand(inline=tensor(pb, x2)))
+            request = pb.ComputeGramRequest(kernel=spec, x1=pb.Operand(inline=tensor(pb, x1)), x2=pb.Operand(inline=tensor(pb, x2)))
             got = np.full(expected.shape, np.nan)
             for block in compute_gram(request, metadata=metadata, timeout=60):
                 assert block.total_rows == x1.shape[0], f"{name}: total_rows {block.total_rows}"
@@ -101,9 +101,9 @@ def main():
             assert error < 1e-10, f"{name}: max relative error {error:.3e} >= 1e-10"
             worst = max(worst, error)
 
-        bad = pb.Tensor(shape=[2, 3], dtype=pb.DTYPE_FLOAT64, data=bytes(40))  # 40 bytes, 48 needed
+        bad = pb.Tensor(shape=[2, 3], dtype=pb.DATA_TYPE_FLOAT64, data=bytes(40))  # 40 bytes, 48 needed
         try:
-            list(compute_gram(pb.GramRequest(x1=pb.Operand(inline=bad), x2=pb.Operand(inline=tensor(pb, x2[:, :3]))),
+            list(compute_gram(pb.ComputeGramRequest(x1=pb.Operand(inline=bad), x2=pb.Operand(inline=tensor(pb, x2[:, :3]))),
                               metadata=metadata, timeout=30))
             raise AssertionError("a tensor with the wrong byte length was accepted")
         except grpc.RpcError as e:

@@ -101,14 +101,14 @@ public sealed class DatasetLoaderTests : IDisposable
     }
 
     [Fact]
-    public void Load_UnknownFormat_ThrowsArgumentExceptionListingFormats()
+    public void Load_UnknownFormat_ThrowsInvalidFieldListingFormats()
     {
         string path = WriteIdx("digits");
 
-        var ex = Assert.Throws<ArgumentException>(() => DatasetLoader.Load(path, "tfrecord"));
+        var ex = Assert.Throws<Distill.Core.Errors.InvalidFieldException>(() => DatasetLoader.Load(path, "tfrecord"));
 
         Assert.Contains("'tfrecord'", ex.Message);
-        Assert.Contains(path, ex.Message);
+        Assert.Contains(Path.GetFileName(path), ex.Message);
         Assert.Contains("idx, cifar10, cifar100, folder", ex.Message);
     }
 

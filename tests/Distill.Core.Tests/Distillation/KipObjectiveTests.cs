@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Distillation;
 
-public class KipObjectiveTests
+public class KipObjectiveTests : TensorLeakCheck
 {
     // A larger ridge than KIP's 1e-6 keeps the solve well conditioned, so that central
     // differences are accurate to ~1e-8 and a 1e-5 tolerance still catches a wrong term.

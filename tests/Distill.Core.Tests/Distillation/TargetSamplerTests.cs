@@ -2,7 +2,7 @@ using Distill.Core.Distillation;
 
 namespace Distill.Core.Tests.Distillation;
 
-public class TargetSamplerTests
+public class TargetSamplerTests : TensorLeakCheck
 {
     private static readonly int[] Labels = Enumerable.Range(0, 300).Select(i => i % 3).ToArray();
 

@@ -10,7 +10,7 @@ namespace Distill.Core.Tests.Kernels;
 /// independent networks. Finite-width fluctuations are O(1/sqrt(width)) per network, so
 /// averaging 8 networks keeps the Monte Carlo error near 1%, well inside the 3% bound.
 /// </summary>
-public class FullyConnectedKernelMonteCarloTests
+public class FullyConnectedKernelMonteCarloTests : TensorLeakCheck
 {
     private const int Width = 2048;
     private const int Networks = 8;

@@ -9,7 +9,7 @@ namespace Distill.Core.Tests.Kernels;
 /// With h = 1e-5 the truncation error is O(h^2) ~ 1e-10 relative and round-off
 /// ~ 1e-16 / h ~ 1e-11, so 1e-6 leaves a wide margin while catching any wrong term.
 /// </summary>
-public class KernelGradientTests
+public class KernelGradientTests : TensorLeakCheck
 {
     private const double Step = 1e-5;
 
@@ -78,9 +78,9 @@ public class KernelGradientTests
     [Fact]
     public void KernelSpec_NegativeDepth_NamesTheField()
     {
-        var error = Assert.Throws<ArgumentException>(() => new KernelSpec(Depth: -1).Validate());
+        var error = Assert.Throws<Distill.Core.Errors.InvalidFieldException>(() => new KernelSpec(Depth: -1).Validate());
         Assert.Contains("kernel.depth", error.Message);
-        Assert.Contains("kernel.w_std", Assert.Throws<ArgumentException>(() => new KernelSpec(WStd: double.NaN).Validate()).Message);
+        Assert.Contains("kernel.w_std", Assert.Throws<Distill.Core.Errors.InvalidFieldException>(() => new KernelSpec(WStd: double.NaN).Validate()).Message);
     }
 
     internal static Tensor FiniteDifference(Func<Tensor, double> f, Tensor x)

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Preprocessing;
 
-public class PreprocessorTests
+public class PreprocessorTests : TensorLeakCheck
 {
     [Fact]
     public void Fit_Standardize_GivesZeroMeanUnitStdPerChannelOnTrain()

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Regression;
 
-public class KernelRidgeRegressionTests
+public class KernelRidgeRegressionTests : TensorLeakCheck
 {
     [Fact]
     public void Fit_SmallProblem_MatchesGaussianEliminationClosedForm()

@@ -7,7 +7,7 @@ using SkiaSharp;
 
 namespace Distill.Core.Tests.Runs;
 
-public sealed class LocalRunTests : IDisposable
+public sealed class LocalRunTests : TensorLeakCheck
 {
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("distill-run-");
 
@@ -105,5 +105,9 @@ public sealed class LocalRunTests : IDisposable
 
     private string Dir(string name) => Path.Combine(_directory.FullName, name);
 
-    public void Dispose() => _directory.Delete(recursive: true);
+    public override void Dispose()
+    {
+        _directory.Delete(recursive: true);
+        base.Dispose();
+    }
 }

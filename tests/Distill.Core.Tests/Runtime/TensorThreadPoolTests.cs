@@ -2,7 +2,7 @@ using Distill.Core.Runtime;
 
 namespace Distill.Core.Tests.Runtime;
 
-public class TensorThreadPoolTests
+public class TensorThreadPoolTests : TensorLeakCheck
 {
     [Fact]
     public async Task RunAsync_SequentialJobs_StayOnOneHotThread()
@@ -20,17 +20,21 @@ public class TensorThreadPoolTests
     {
         using var pool = new TensorThreadPool(2);
         using var gate = new ManualResetEventSlim();
+        using var started = new SemaphoreSlim(0);
         var running = 0;
         var peak = 0;
         var jobs = Enumerable.Range(0, 6).Select(_ => pool.RunAsync(() =>
         {
             var now = Interlocked.Increment(ref running);
             InterlockedMax(ref peak, now);
+            started.Release();
             gate.Wait(TimeSpan.FromSeconds(5));
             Interlocked.Decrement(ref running);
             return Environment.CurrentManagedThreadId;
         })).ToArray();
-        await Task.Delay(100);
+        // Both threads are busy; the other four jobs can only wait for them.
+        await started.WaitAsync();
+        await started.WaitAsync();
         gate.Set();
         var threads = await Task.WhenAll(jobs);
         Assert.Equal(2, threads.Distinct().Count());
