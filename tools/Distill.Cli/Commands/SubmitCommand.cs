@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
-using Distill.Protos.Distiller.V1;
-using Grpc.Core;
+using Distill.Client;
 using Grpc.Net.Client;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -42,57 +41,98 @@ public sealed class SubmitSettings : CommandSettings
 
     [CommandOption("--api-key <KEY>"), Description("Key the distiller requires, if any.")]
     public string? ApiKey { get; init; }
+
+    [CommandOption("--request-id <ID>"), Description("Makes the submit idempotent across invocations: the same id returns the run it started. Default: a new GUID.")]
+    public string? RequestId { get; init; }
 }
 
 /// <summary>Starts a run on a distiller service and follows it until it ends.</summary>
 public sealed class SubmitCommand : Command<SubmitSettings>
 {
+    private const int Attempts = 5;
+
     public override int Execute(CommandContext context, SubmitSettings settings, CancellationToken cancellation) =>
         RunAsync(settings, cancellation).GetAwaiter().GetResult();
 
     private static async Task<int> RunAsync(SubmitSettings settings, CancellationToken cancellation)
     {
         using var channel = GrpcChannel.ForAddress(settings.Distiller);
-        var client = new Distiller.DistillerClient(channel);
-        var headers = settings.ApiKey is null ? null : new Metadata { { "authorization", $"Bearer {settings.ApiKey}" } };
-        var spec = new RunSpec
+        var client = new DistillerClient(channel, settings.ApiKey);
+        var labelSolve = settings.Method == "ls";
+        var spec = new RunSpecification
         {
             Dataset = settings.Dataset,
-            Method = settings.Method == "ls" ? Method.LabelSolve : Method.Kip,
-            Kernel = new Protos.Kernel.V1.KernelSpec { Kind = settings.Kernel == "nngp" ? Protos.Kernel.V1.KernelKind.Nngp : Protos.Kernel.V1.KernelKind.Ntk },
-            SupportPerClass = settings.SupportPerClass, Steps = settings.Steps, LearningRate = settings.LearningRate,
-            TargetBatch = settings.TargetBatch, EvaluateEvery = settings.EvaluateEvery, Seed = settings.Seed,
+            Method = labelSolve ? DistillationMethod.LabelSolve : DistillationMethod.Kip,
+            Kernel = new KernelSpecification(Kind: settings.Kernel == "nngp" ? KernelKind.Nngp : KernelKind.Ntk),
+            SupportPerClass = settings.SupportPerClass,
+            // Label Solve takes no steps: the server refuses any but 0.
+            Steps = labelSolve ? 0 : settings.Steps,
+            LearningRate = settings.LearningRate,
+            TargetBatch = settings.TargetBatch,
+            EvaluateEvery = settings.EvaluateEvery,
+            Seed = settings.Seed,
         };
-        var run = await client.StartRunAsync(new StartRunRequest { Spec = spec }, headers, cancellationToken: cancellation);
-        AnsiConsole.MarkupLine($"run [bold]{run.Id}[/] queued on {Markup.Escape(settings.Distiller)}");
+        // One request id for every attempt: a StartRun retried after a lost reply returns the
+        // run the first attempt created instead of starting a second one.
+        var requestId = settings.RequestId ?? Guid.NewGuid().ToString();
+        var run = await Retrying(() => client.StartRunAsync(spec, requestId, cancellation), cancellation);
+        AnsiConsole.MarkupLine($"run [bold]{Markup.Escape(run.Id)}[/] queued on {Markup.Escape(settings.Distiller)}");
 
         double stepsPerSecond = 0, accuracy = -1;
-        long step = 0;
+        long step = 0, sequence = 0;
         var start = DateTime.UtcNow;
-        using var watch = client.WatchRun(new WatchRunRequest { RunId = run.Id }, headers, cancellationToken: cancellation);
-        RunState state = RunState.Queued;
-        await foreach (var e in watch.ResponseStream.ReadAllAsync(cancellation))
+        var state = run.State;
+        for (var attempt = 1; ; attempt++)
         {
-            switch (e.EventCase)
+            try
             {
-                case RunEvent.EventOneofCase.State:
-                    state = e.State.State;
-                    Console.WriteLine($"state {state}: {e.State.Message}");
-                    break;
-                case RunEvent.EventOneofCase.Progress:
-                    step = e.Progress.Step;
-                    stepsPerSecond = e.Progress.StepsPerSecond;
-                    if (step % Math.Max(1, settings.Steps / 10) == 0)
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}/{e.Progress.TotalSteps} loss {e.Progress.Loss:E4} {stepsPerSecond:F2} steps/s"));
-                    break;
-                case RunEvent.EventOneofCase.Evaluation:
-                    accuracy = e.Evaluation.TestAccuracy;
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {e.Evaluation.Step} test_accuracy {accuracy:F4}"));
-                    break;
+                // A broken watch picks up after the last event seen: sequence numbers are gapless.
+                await foreach (var e in client.WatchRunAsync(run.Id, sequence, cancellationToken: cancellation))
+                {
+                    sequence = e.Sequence;
+                    switch (e)
+                    {
+                        case StateChangedEvent changed:
+                            state = changed.State;
+                            Console.WriteLine($"state {state}: {changed.Message}");
+                            break;
+                        case StepEvent progress:
+                            step = progress.Step;
+                            stepsPerSecond = progress.StepsPerSecond;
+                            if (step % Math.Max(1, settings.Steps / 10) == 0)
+                                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}/{progress.TotalSteps} loss {progress.Loss:E4} {stepsPerSecond:F2} steps/s"));
+                            break;
+                        case EvaluationEvent evaluation:
+                            accuracy = evaluation.TestAccuracy;
+                            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {evaluation.Step} test_accuracy {accuracy:F4}"));
+                            break;
+                    }
+                }
+                break;
+            }
+            catch (DistillerException e) when (e.IsRetryable && attempt < Attempts)
+            {
+                await Task.Delay(e.RetryDelay ?? TimeSpan.FromSeconds(attempt), cancellation);
             }
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"result run={run.Id} state={state} test_accuracy={accuracy:F4} steps={step} seconds={(DateTime.UtcNow - start).TotalSeconds:F2} steps_per_second={stepsPerSecond:F3}"));
-        return state == RunState.Succeeded ? 0 : 1;
+        return state == RunStatus.Succeeded ? 0 : 1;
+    }
+
+    /// <summary>Repeats a call that failed in a way the API calls retryable (UNAVAILABLE, DEADLINE_EXCEEDED, a RetryInfo).</summary>
+    private static async Task<T> Retrying<T>(Func<Task<T>> call, CancellationToken cancellation)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (DistillerException e) when (e.IsRetryable && attempt < Attempts)
+            {
+                await Task.Delay(e.RetryDelay ?? TimeSpan.FromSeconds(attempt), cancellation);
+            }
+        }
     }
 }

@@ -1,0 +1,9 @@
+namespace Distill.Client;
+
+public enum ExportFormat
+{
+    Safetensors,
+    Npz,
+    /// <summary>One PNG with the images in a grid, a row per class.</summary>
+    PngGrid,
+}

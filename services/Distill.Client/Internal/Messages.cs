@@ -1,0 +1,201 @@
+using Distill.Protos.Distiller.V1;
+using Timestamp = Google.Protobuf.WellKnownTypes.Timestamp;
+using Proto = Distill.Protos.Distiller.V1;
+using KernelProto = Distill.Protos.Kernel.V1;
+
+namespace Distill.Client.Internal;
+
+/// <summary>Generated messages to and from the client's records; nothing generated leaves this class.</summary>
+internal static class Messages
+{
+    public static RunSpec ToProto(RunSpecification spec)
+    {
+        var message = new RunSpec
+        {
+            Dataset = spec.Dataset,
+            Format = ToProto(spec.Format),
+            Method = spec.Method == DistillationMethod.LabelSolve ? Method.LabelSolve : Method.Kip,
+            Kernel = spec.Kernel is null ? null : ToProto(spec.Kernel),
+            SupportPerClass = spec.SupportPerClass,
+            Steps = spec.Steps,
+            FixedLabels = spec.FixedLabels,
+            Preprocessing = spec.Preprocessing is { } p
+                ? new KernelProto.Preprocessing { Standardize = p.Standardize, Zca = p.Zca }
+                : null,
+            Seed = spec.Seed,
+            Initialization = spec.Initialization == SupportInitialization.Noise ? Initialization.Noise : Initialization.Real,
+        };
+        // Optional fields are set only when given, so the server's defaults apply otherwise.
+        if (spec.Preprocessing?.ZcaRegularization is { } zca) message.Preprocessing!.ZcaRegularization = zca;
+        if (spec.LearningRate is { } lr) message.LearningRate = lr;
+        if (spec.TargetBatch is { } batch) message.TargetBatch = batch;
+        if (spec.EvaluateEvery is { } evaluate) message.EvaluateEvery = evaluate;
+        if (spec.CheckpointEvery is { } checkpoint) message.CheckpointEvery = checkpoint;
+        if (spec.Regularization is { } reg) message.Regularization = reg;
+        return message;
+    }
+
+    public static RunSpecification FromProto(RunSpec? spec)
+    {
+        spec ??= new RunSpec();
+        return new RunSpecification
+        {
+            Dataset = spec.Dataset,
+            Format = FromProto(spec.Format),
+            Method = spec.Method == Method.LabelSolve ? DistillationMethod.LabelSolve : DistillationMethod.Kip,
+            Kernel = spec.Kernel is null ? null : FromProto(spec.Kernel),
+            SupportPerClass = spec.SupportPerClass,
+            Steps = spec.Steps,
+            LearningRate = spec.HasLearningRate ? spec.LearningRate : null,
+            TargetBatch = spec.HasTargetBatch ? spec.TargetBatch : null,
+            FixedLabels = spec.FixedLabels,
+            Preprocessing = spec.Preprocessing is { } p
+                ? new PreprocessingSpecification(p.Standardize, p.Zca, p.HasZcaRegularization ? p.ZcaRegularization : null)
+                : null,
+            Seed = spec.Seed,
+            EvaluateEvery = spec.HasEvaluateEvery ? spec.EvaluateEvery : null,
+            CheckpointEvery = spec.HasCheckpointEvery ? spec.CheckpointEvery : null,
+            Regularization = spec.HasRegularization ? spec.Regularization : null,
+            Initialization = spec.Initialization == Initialization.Noise ? SupportInitialization.Noise : SupportInitialization.Real,
+        };
+    }
+
+    public static KernelProto.KernelSpec ToProto(KernelSpecification kernel)
+    {
+        if (kernel.Architecture != KernelSpecification.FullyConnected)
+            throw new ArgumentException($"kernel architecture '{kernel.Architecture}' is not one this client can send", nameof(kernel));
+        var fc = new KernelProto.FullyConnectedKernel { Kind = kernel.Kind == KernelKind.Nngp ? KernelProto.KernelKind.Nngp : KernelProto.KernelKind.Ntk };
+        if (kernel.Depth is { } depth) fc.Depth = depth;
+        if (kernel.WStd is { } w) fc.WStd = w;
+        if (kernel.BStd is { } b) fc.BStd = b;
+        return new KernelProto.KernelSpec { FullyConnected = fc };
+    }
+
+    public static KernelSpecification FromProto(KernelProto.KernelSpec kernel) => kernel.ArchitectureCase switch
+    {
+        // Unset means a fully connected kernel with every default.
+        KernelProto.KernelSpec.ArchitectureOneofCase.None => new KernelSpecification(),
+        KernelProto.KernelSpec.ArchitectureOneofCase.FullyConnected => new KernelSpecification(
+            KernelSpecification.FullyConnected,
+            kernel.FullyConnected.Kind == KernelProto.KernelKind.Nngp ? KernelKind.Nngp : KernelKind.Ntk,
+            kernel.FullyConnected.HasDepth ? kernel.FullyConnected.Depth : null,
+            kernel.FullyConnected.HasWStd ? kernel.FullyConnected.WStd : null,
+            kernel.FullyConnected.HasBStd ? kernel.FullyConnected.BStd : null),
+        var other => new KernelSpecification(other.ToString()),
+    };
+
+    public static RunInfo FromProto(Run run)
+    {
+        var spec = FromProto(run.Spec);
+        return new RunInfo(
+            RunNames.ToId(run.Name), run.Name, FromProto(run.State), run.StateMessage, spec,
+            run.Step, spec.Steps,
+            run.HasLastLoss ? run.LastLoss : null,
+            run.HasTestAccuracy ? run.TestAccuracy : null,
+            run.HasBestTestAccuracy ? run.BestTestAccuracy : null,
+            run.HasCheckpointStep ? run.CheckpointStep : null,
+            run.StepsPerSecond,
+            Time(run.CreateTime), Time(run.UpdateTime),
+            run.RequestId.Length == 0 ? null : run.RequestId);
+    }
+
+    public static RunStatus FromProto(RunState state) => state switch
+    {
+        RunState.Queued => RunStatus.Queued,
+        RunState.Running => RunStatus.Running,
+        RunState.Paused => RunStatus.Paused,
+        RunState.Succeeded => RunStatus.Succeeded,
+        RunState.Failed => RunStatus.Failed,
+        RunState.Cancelled => RunStatus.Cancelled,
+        // A state newer than this client passes through as its number rather than failing the call.
+        _ => (RunStatus)(int)state,
+    };
+
+    public static RunState ToProto(RunStatus status) => status switch
+    {
+        RunStatus.Queued => RunState.Queued,
+        RunStatus.Running => RunState.Running,
+        RunStatus.Paused => RunState.Paused,
+        RunStatus.Succeeded => RunState.Succeeded,
+        RunStatus.Failed => RunState.Failed,
+        RunStatus.Cancelled => RunState.Cancelled,
+        _ => (RunState)(int)status,
+    };
+
+    public static ListRunsRequest ToProto(ListRunsQuery query) => new()
+    {
+        PageSize = query.PageSize ?? 0,
+        PageToken = query.PageToken ?? "",
+        States = { (query.States ?? []).Select(ToProto) },
+        Dataset = query.Dataset ?? "",
+        Method = query.Method switch
+        {
+            DistillationMethod.Kip => Method.Kip,
+            DistillationMethod.LabelSolve => Method.LabelSolve,
+            _ => Method.Unspecified,
+        },
+        OrderBy = query.Order switch
+        {
+            RunOrder.CreateTimeDescending => "create_time desc",
+            RunOrder.CreateTime => "create_time",
+            RunOrder.UpdateTimeDescending => "update_time desc",
+            RunOrder.UpdateTime => "update_time",
+            _ => "",
+        },
+    };
+
+    public static RunEventRecord FromProto(RunEvent e)
+    {
+        var time = Time(e.Time);
+        return e.EventCase switch
+        {
+            RunEvent.EventOneofCase.State => new StateChangedEvent(e.Sequence, time, FromProto(e.State.State), e.State.Message),
+            RunEvent.EventOneofCase.Progress => new StepEvent(e.Sequence, time, e.Progress.Step, e.Progress.TotalSteps, e.Progress.Loss, e.Progress.StepsPerSecond),
+            RunEvent.EventOneofCase.Evaluation => new EvaluationEvent(e.Sequence, time, e.Evaluation.Step, e.Evaluation.TestAccuracy, e.Evaluation.TestMse),
+            RunEvent.EventOneofCase.Checkpoint => new CheckpointEvent(e.Sequence, time, e.Checkpoint.Step, e.Checkpoint.Snapshot),
+            _ => new UnrecognizedEvent(e.Sequence, time),
+        };
+    }
+
+    public static SnapshotInfo FromProto(Snapshot s) => new(
+        s.Name, s.Step, Time(s.CreateTime),
+        Tensors.Decode(s.Images), Tensors.Decode(s.PreprocessedImages), Tensors.Decode(s.Labels),
+        s.Classes.ToArray(), s.ClassNames.ToArray());
+
+    public static Proto.ExportFormat ToProto(ExportFormat format) => format switch
+    {
+        ExportFormat.Safetensors => Proto.ExportFormat.Safetensors,
+        ExportFormat.Npz => Proto.ExportFormat.Npz,
+        ExportFormat.PngGrid => Proto.ExportFormat.PngGrid,
+        _ => throw new ArgumentOutOfRangeException(nameof(format), format, null),
+    };
+
+    public static KernelServiceInfo FromProto(KernelServiceStatus k) => new(
+        k.Address, k.Reachable, k.Error.Length == 0 ? null : k.Error, k.Version, k.Device, k.Threads,
+        k.CallsInFlight, k.MaxConcurrentRequests,
+        k.RecentComputeTime?.ToTimeSpan(), k.RecentTransportTime?.ToTimeSpan(),
+        k.Runs.ToArray(), k.CheckTime?.ToDateTimeOffset());
+
+    public static DatasetFolderInfo FromProto(DatasetFolder d) => new(d.Path, FromProto(d.Format));
+
+    public static KernelProto.DatasetFormat ToProto(DatasetFormat format) => format switch
+    {
+        DatasetFormat.Idx => KernelProto.DatasetFormat.Idx,
+        DatasetFormat.Cifar10 => KernelProto.DatasetFormat.Cifar10,
+        DatasetFormat.Cifar100 => KernelProto.DatasetFormat.Cifar100,
+        DatasetFormat.ImageFolder => KernelProto.DatasetFormat.ImageFolder,
+        _ => KernelProto.DatasetFormat.Unspecified,
+    };
+
+    public static DatasetFormat FromProto(KernelProto.DatasetFormat format) => format switch
+    {
+        KernelProto.DatasetFormat.Idx => DatasetFormat.Idx,
+        KernelProto.DatasetFormat.Cifar10 => DatasetFormat.Cifar10,
+        KernelProto.DatasetFormat.Cifar100 => DatasetFormat.Cifar100,
+        KernelProto.DatasetFormat.ImageFolder => DatasetFormat.ImageFolder,
+        _ => DatasetFormat.Detect,
+    };
+
+    /// <summary>Unset timestamps (never expected from the server) read as the epoch.</summary>
+    private static DateTimeOffset Time(Timestamp? time) => time?.ToDateTimeOffset() ?? DateTimeOffset.UnixEpoch;
+}

@@ -1,0 +1,147 @@
+using System.Buffers.Binary;
+using Distill.Protos.Distiller.V1;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using KernelProto = Distill.Protos.Kernel.V1;
+
+namespace Distill.Client.Tests;
+
+public class ClientCallTests
+{
+    private static readonly Timestamp Now = Timestamp.FromDateTimeOffset(new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero));
+
+    private static Run SampleRun(RunSpec spec) => new()
+    {
+        Name = "runs/run-abc", Spec = spec, State = RunState.Running, Step = 7, TestAccuracy = 0.5,
+        StepsPerSecond = 2, CreateTime = Now, UpdateTime = Now, RequestId = "req-1",
+    };
+
+    [Fact]
+    public async Task StartRun_sends_only_the_optional_fields_given_and_the_kernel_oneof_with_the_key()
+    {
+        var invoker = new FakeInvoker((_, request) => SampleRun(((StartRunRequest)request).Spec));
+        var client = new DistillerClient(invoker, apiKey: "secret");
+        var spec = new RunSpecification
+        {
+            Dataset = "mnist", SupportPerClass = 2, Steps = 40, TargetBatch = 200,
+            Kernel = new KernelSpecification(Kind: KernelKind.Nngp, Depth: 3),
+        };
+
+        var run = await client.StartRunAsync(spec, "req-1");
+
+        var (method, sent, headers) = Assert.Single(invoker.Calls);
+        var request = (StartRunRequest)sent;
+        Assert.Equal("StartRun", method);
+        Assert.Equal("req-1", request.RequestId);
+        Assert.Equal("Bearer secret", headers?.GetValue("authorization"));
+        Assert.True(request.Spec.HasTargetBatch);
+        Assert.False(request.Spec.HasLearningRate);
+        Assert.False(request.Spec.HasCheckpointEvery);
+        Assert.Equal(KernelProto.KernelSpec.ArchitectureOneofCase.FullyConnected, request.Spec.Kernel.ArchitectureCase);
+        Assert.Equal(KernelProto.KernelKind.Nngp, request.Spec.Kernel.FullyConnected.Kind);
+        Assert.Equal(3, request.Spec.Kernel.FullyConnected.Depth);
+        Assert.False(request.Spec.Kernel.FullyConnected.HasWStd);
+
+        Assert.Equal("run-abc", run.Id);
+        Assert.Equal("runs/run-abc", run.Name);
+        Assert.Equal(RunStatus.Running, run.State);
+        Assert.Equal(spec, run.Spec);
+        Assert.Equal(40, run.TotalSteps);
+        Assert.Equal(0.5, run.TestAccuracy);
+        Assert.Null(run.BestTestAccuracy);
+        Assert.Null(run.CheckpointStep);
+        Assert.Null(run.LastLoss);
+        Assert.Equal(Now.ToDateTimeOffset(), run.CreateTime);
+    }
+
+    [Fact]
+    public async Task Calls_by_bare_id_send_the_resource_name_and_errors_arrive_decoded()
+    {
+        var status = new Google.Rpc.Status { Code = (int)Google.Rpc.Code.NotFound, Message = "no such run" };
+        status.Details.Add(Any.Pack(new Google.Rpc.ErrorInfo { Reason = "RUN_NOT_FOUND", Domain = "distill" }));
+        var invoker = new FakeInvoker((_, _) => status.ToRpcException());
+        var client = new DistillerClient(invoker);
+
+        var error = await Assert.ThrowsAsync<DistillerException>(() => client.ResumeRunAsync("run-zzz", steps: 80));
+
+        var request = (ResumeRunRequest)Assert.Single(invoker.Calls).Request;
+        Assert.Equal("runs/run-zzz", request.Name);
+        Assert.Equal(80, request.Steps);
+        Assert.Null(Assert.Single(invoker.Calls).Headers?.GetValue("authorization"));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        Assert.Equal("RUN_NOT_FOUND", error.Reason);
+    }
+
+    [Fact]
+    public async Task WatchRun_maps_each_event_kind_and_surfaces_the_stream_end_status()
+    {
+        object[] stream =
+        [
+            new RunEvent { Sequence = 4, Time = Now, State = new StateChanged { State = RunState.Running, Message = "started" } },
+            new RunEvent { Sequence = 5, Time = Now, Progress = new StepProgress { Step = 1, TotalSteps = 40, Loss = 0.25, StepsPerSecond = 3 } },
+            new RunEvent { Sequence = 6, Time = Now, Evaluation = new EvaluationDone { Step = 1, TestAccuracy = 0.8, TestMse = 0.1 } },
+            new RunEvent { Sequence = 7, Time = Now, Checkpoint = new CheckpointDone { Step = 1, Snapshot = "runs/run-abc/snapshots/1" } },
+            new RunEvent { Sequence = 8, Time = Now },
+            new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "run cancelled")),
+        ];
+        var invoker = new FakeInvoker((_, _) => stream);
+        var client = new DistillerClient(invoker);
+        var events = new List<RunEventRecord>();
+
+        var error = await Assert.ThrowsAsync<DistillerException>(async () =>
+        {
+            await foreach (var e in client.WatchRunAsync("runs/run-abc", afterSequence: 3)) events.Add(e);
+        });
+
+        var request = (WatchRunRequest)Assert.Single(invoker.Calls).Request;
+        Assert.Equal(("runs/run-abc", 3L, false), (request.Name, request.AfterSequence, request.Follow));
+        var t = Now.ToDateTimeOffset();
+        Assert.Equal<RunEventRecord>(
+        [
+            new StateChangedEvent(4, t, RunStatus.Running, "started"),
+            new StepEvent(5, t, 1, 40, 0.25, 3),
+            new EvaluationEvent(6, t, 1, 0.8, 0.1),
+            new CheckpointEvent(7, t, 1, "runs/run-abc/snapshots/1"),
+            new UnrecognizedEvent(8, t),
+        ], events);
+        Assert.Equal(StatusCode.Cancelled, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task Snapshots_decode_their_tensors_and_exports_concatenate_chunks()
+    {
+        var pixels = new byte[2 * 1 * 2 * 2 * 4];
+        for (var i = 0; i < 8; i++) BinaryPrimitives.WriteSingleLittleEndian(pixels.AsSpan(i * 4), i);
+        var invoker = new FakeInvoker((method, _) => method switch
+        {
+            "GetSnapshot" => new Snapshot
+            {
+                Name = "runs/run-abc/snapshots/5", Step = 5, CreateTime = Now,
+                Images = new KernelProto.Tensor { Shape = { 2, 1, 2, 2 }, Dtype = KernelProto.DataType.Float32, Data = ByteString.CopyFrom(pixels) },
+                Classes = { 0, 1 }, ClassNames = { "zero", "one" },
+            },
+            "ExportRun" => new object[]
+            {
+                new FileChunk { FileName = "run-abc-step5.npz", TotalBytes = 5, Data = ByteString.CopyFromUtf8("PK") },
+                new FileChunk { Data = ByteString.CopyFromUtf8("\u0003\u0004x") },
+            },
+            _ => throw new InvalidOperationException(method),
+        });
+        var client = new DistillerClient(invoker);
+
+        var snapshot = await client.GetSnapshotAsync("run-abc", 5);
+        var file = await client.ExportRunAsync("run-abc", ExportFormat.Npz, step: 5);
+
+        var get = (GetSnapshotRequest)invoker.Calls[0].Request;
+        Assert.Equal(("runs/run-abc/snapshots/5", SnapshotView.Full), (get.Name, get.View));
+        Assert.Equal([2, 1, 2, 2], snapshot.Images!.Shape);
+        Assert.Equal(7f, snapshot.Images[1, 0, 1, 1]);
+        Assert.Null(snapshot.Labels);
+        Assert.Equal(["zero", "one"], snapshot.ClassNames);
+        var export = (ExportRunRequest)invoker.Calls[1].Request;
+        Assert.Equal((Protos.Distiller.V1.ExportFormat.Npz, 5L), (export.Format, export.Step));
+        Assert.Equal("run-abc-step5.npz", file.FileName);
+        Assert.Equal("PK\u0003\u0004x"u8.ToArray(), file.Content);
+    }
+}
