@@ -64,7 +64,7 @@ internal static class Messages
     {
         if (kernel.Architecture != KernelSpecification.FullyConnected)
             throw new ArgumentException($"kernel architecture '{kernel.Architecture}' is not one this client can send", nameof(kernel));
-        var fc = new KernelProto.FullyConnectedKernel { Kind = kernel.Kind == KernelKind.Nngp ? KernelProto.KernelKind.Nngp : KernelProto.KernelKind.Ntk };
+        var fc = new KernelProto.FullyConnectedSpec { Kind = kernel.Kind == KernelKind.Nngp ? KernelProto.KernelKind.Nngp : KernelProto.KernelKind.Ntk };
         if (kernel.Depth is { } depth) fc.Depth = depth;
         if (kernel.WStd is { } w) fc.WStd = w;
         if (kernel.BStd is { } b) fc.BStd = b;
@@ -128,12 +128,7 @@ internal static class Messages
         PageToken = query.PageToken ?? "",
         States = { (query.States ?? []).Select(ToProto) },
         Dataset = query.Dataset ?? "",
-        Method = query.Method switch
-        {
-            DistillationMethod.Kip => Method.Kip,
-            DistillationMethod.LabelSolve => Method.LabelSolve,
-            _ => Method.Unspecified,
-        },
+        Methods = { (query.Methods ?? []).Select(m => m == DistillationMethod.LabelSolve ? Method.LabelSolve : Method.Kip) },
         OrderBy = query.Order switch
         {
             RunOrder.CreateTimeDescending => "create_time desc",
