@@ -10,6 +10,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using DistillerClient = Distill.Protos.Distiller.V1.DistillerService.DistillerServiceClient;
+
 namespace Distill.DistillerService.Tests;
 
 /// <summary>
@@ -33,7 +35,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public string DataFolder { get; }
     public List<string> KernelAddresses { get; } = [];
     public GrpcChannel Channel { get; private set; } = null!;
-    public Distiller.DistillerClient Client { get; private set; } = null!;
+    public DistillerClient Client { get; private set; } = null!;
 
     public static async Task<LoopbackCluster> StartAsync(int kernelServices = 1, IDictionary<string, string?>? distillerSettings = null,
         IDictionary<string, string?>? kernelSettings = null)
@@ -56,7 +58,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         var distiller = DistillerServiceHost.Build(["--urls", "http://127.0.0.1:0"], builder => Quiet(builder, settings));
         var address = await cluster.StartAsync(distiller);
         cluster.Channel = GrpcChannel.ForAddress(address);
-        cluster.Client = new Distiller.DistillerClient(cluster.Channel);
+        cluster.Client = new DistillerClient(cluster.Channel);
         return cluster;
     }
 
@@ -70,13 +72,14 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public async Task<List<RunEvent>> WatchToEndAsync(string runId, long afterSequence = 0, TimeSpan? timeout = null)
     {
         using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(2));
-        using var call = Client.WatchRun(new WatchRunRequest { RunId = runId, AfterSequence = afterSequence }, cancellationToken: cancel.Token);
+        using var call = Client.WatchRun(new WatchRunRequest { Name = runId, AfterSequence = afterSequence }, cancellationToken: cancel.Token);
         var events = new List<RunEvent>();
         await foreach (var e in call.ResponseStream.ReadAllAsync(cancel.Token)) events.Add(e);
         return events;
     }
 
-    public string RunFolder(string runId) => Path.Combine(DataFolder, "runs", runId);
+    /// <summary>The folder of a run, by its name runs/{run}.</summary>
+    public string RunFolder(string name) => Path.Combine(DataFolder, "runs", name["runs/".Length..]);
 
     private async Task<string> StartAsync(WebApplication app)
     {
