@@ -28,7 +28,10 @@ public static class DistillerServiceHost
     public static WebApplicationBuilder AddDistiller(this WebApplicationBuilder builder)
     {
         // REST/JSON at each method's google.api.http route, beside gRPC.
-        builder.Services.AddGrpc().AddJsonTranscoding();
+        // The error details travel as Any in the JSON error body: their types must be known.
+        builder.Services.AddGrpc().AddJsonTranscoding(json => json.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(
+            Google.Rpc.ErrorInfo.Descriptor, Google.Rpc.BadRequest.Descriptor, Google.Rpc.ResourceInfo.Descriptor, Google.Rpc.QuotaFailure.Descriptor,
+            Google.Rpc.RetryInfo.Descriptor, Google.Rpc.PreconditionFailure.Descriptor, Google.Rpc.DebugInfo.Descriptor));
         builder.Services.Configure<DistillerOptions>(builder.Configuration.GetSection(DistillerOptions.Section));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<RunStore>();
