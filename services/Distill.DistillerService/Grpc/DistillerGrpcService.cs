@@ -14,7 +14,8 @@ namespace Distill.DistillerService.Grpc;
 
 /// <summary>Maps distiller messages to the run operations, the watcher, snapshots, export, evaluation and status.</summary>
 public sealed class DistillerGrpcService(RunOperations runs, RunWatcher watcher, RunSnapshots snapshots, RunExporter exporter,
-    RunEvaluator evaluator, KernelServiceStatuses kernelServices, DatasetFolders datasets) : GeneratedService.DistillerServiceBase
+    RunEvaluator evaluator, KernelServiceStatuses kernelServices, DatasetFolders datasets, IHostApplicationLifetime lifetime)
+    : GeneratedService.DistillerServiceBase
 {
     private const int ChunkBytes = 1 << 20;
 
@@ -43,8 +44,17 @@ public sealed class DistillerGrpcService(RunOperations runs, RunWatcher watcher,
     public override async Task WatchRun(WatchRunRequest request, IServerStreamWriter<RunEvent> responseStream, ServerCallContext context)
     {
         var id = RunNames.Id(request.Name);
-        await foreach (var e in watcher.WatchAsync(id, request.AfterSequence, request.Follow, context.CancellationToken))
-            await responseStream.WriteAsync(e, context.CancellationToken);
+        // A stopping host ends its watch streams (clients reconnect with after_sequence)
+        // instead of holding the shutdown open until its timeout.
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            await foreach (var e in watcher.WatchAsync(id, request.AfterSequence, request.Follow, ended.Token))
+                await responseStream.WriteAsync(e, ended.Token);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+        }
     }
 
     public override Task<ListSnapshotsResponse> ListSnapshots(ListSnapshotsRequest request, ServerCallContext context)
