@@ -6,6 +6,8 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using RunEvent = Distill.Protos.Distiller.V1.RunEvent;
 
+using DistillerClient = Distill.Protos.Distiller.V1.DistillerService.DistillerServiceClient;
+
 namespace Distill.DistillerService.Tests;
 
 /// <summary>Real processes, killed and restarted: the guarantees a user relies on when machines fail.</summary>
@@ -38,9 +40,9 @@ public sealed class CrashRecoveryTests : IDisposable
         await using (var first = await StartDistillerAsync(kernel.Address))
         {
             using var channel = GrpcChannel.ForAddress(first.Address);
-            var client = new Distiller.DistillerClient(channel);
-            interruptedId = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Id;
-            using var watch = client.WatchRun(new WatchRunRequest { RunId = interruptedId });
+            var client = new DistillerClient(channel);
+            interruptedId = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
+            using var watch = client.WatchRun(new WatchRunRequest { Name = interruptedId });
             await foreach (var e in watch.ResponseStream.ReadAllAsync())
                 if (e.Progress?.Step >= 23) break;
             first.Kill();
@@ -49,12 +51,12 @@ public sealed class CrashRecoveryTests : IDisposable
 
         await using var second = await StartDistillerAsync(kernel.Address);
         using var secondChannel = GrpcChannel.ForAddress(second.Address);
-        var secondClient = new Distiller.DistillerClient(secondChannel);
+        var secondClient = new DistillerClient(secondChannel);
         var resumedEvents = await WatchToEndAsync(secondClient, interruptedId);
         Assert.Equal(RunState.Succeeded, resumedEvents[^1].State.State);
         Assert.Contains(resumedEvents, e => e.State?.Message.StartsWith("resumed from step", StringComparison.Ordinal) == true);
 
-        var uninterruptedId = (await secondClient.StartRunAsync(new StartRunRequest { Spec = Spec() })).Id;
+        var uninterruptedId = (await secondClient.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
         Assert.Equal(RunState.Succeeded, (await WatchToEndAsync(secondClient, uninterruptedId))[^1].State.State);
 
         // Same seed, same batches, same arithmetic: the resumed run ends bit for bit where the other does.
@@ -68,11 +70,11 @@ public sealed class CrashRecoveryTests : IDisposable
         var kernel = await StartKernelAsync(port);
         await using var distiller = await StartDistillerAsync(kernel.Address);
         using var channel = GrpcChannel.ForAddress(distiller.Address);
-        var client = new Distiller.DistillerClient(channel);
-        var id = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Id;
+        var client = new DistillerClient(channel);
+        var id = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
 
         var events = new List<RunEvent>();
-        using (var watch = client.WatchRun(new WatchRunRequest { RunId = id }))
+        using (var watch = client.WatchRun(new WatchRunRequest { Name = id }))
         {
             await foreach (var e in watch.ResponseStream.ReadAllAsync())
             {
@@ -81,7 +83,7 @@ public sealed class CrashRecoveryTests : IDisposable
             }
         }
         kernel.Kill();
-        using (var watch = client.WatchRun(new WatchRunRequest { RunId = id, AfterSequence = events[^1].Sequence }))
+        using (var watch = client.WatchRun(new WatchRunRequest { Name = id, AfterSequence = events[^1].Sequence }))
         {
             await foreach (var e in watch.ResponseStream.ReadAllAsync())
             {
@@ -89,7 +91,7 @@ public sealed class CrashRecoveryTests : IDisposable
                 if (e.State?.State == RunState.Paused) break;
             }
         }
-        Assert.Equal(RunState.Paused, (await client.GetRunAsync(new GetRunRequest { RunId = id })).State);
+        Assert.Equal(RunState.Paused, (await client.GetRunAsync(new GetRunRequest { Name = id })).State);
 
         await using var restarted = await StartKernelAsync(port);
         events.AddRange(await WatchToEndAsync(client, id, events[^1].Sequence));
@@ -98,10 +100,10 @@ public sealed class CrashRecoveryTests : IDisposable
         await kernel.DisposeAsync();
     }
 
-    private static async Task<List<RunEvent>> WatchToEndAsync(Distiller.DistillerClient client, string id, long after = 0)
+    private static async Task<List<RunEvent>> WatchToEndAsync(DistillerClient client, string id, long after = 0)
     {
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        using var watch = client.WatchRun(new WatchRunRequest { RunId = id, AfterSequence = after }, cancellationToken: cancel.Token);
+        using var watch = client.WatchRun(new WatchRunRequest { Name = id, AfterSequence = after }, cancellationToken: cancel.Token);
         var events = new List<RunEvent>();
         await foreach (var e in watch.ResponseStream.ReadAllAsync(cancel.Token)) events.Add(e);
         return events;
@@ -111,12 +113,12 @@ public sealed class CrashRecoveryTests : IDisposable
     {
         // Read the store's own file, as the next process will.
         using var store = new Runs.RunStore(Microsoft.Extensions.Options.Options.Create(new Configuration.DistillerOptions { DataFolder = DataFolder }), TimeProvider.System);
-        return store.Get(id)!;
+        return store.Get(id["runs/".Length..])!;
     }
 
     private double[] Support(string id)
     {
-        using var state = KipState.Load(Path.Combine(DataFolder, "runs", id, LocalRun.CheckpointFile));
+        using var state = KipState.Load(Path.Combine(DataFolder, "runs", id["runs/".Length..], LocalRun.CheckpointFile));
         Assert.Equal(Spec().Steps, state.Step);
         return TensorAssert.ToArray(state.SupportImages);
     }

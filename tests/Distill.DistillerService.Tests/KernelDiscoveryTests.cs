@@ -10,6 +10,8 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
+using DistillerClient = Distill.Protos.Distiller.V1.DistillerService.DistillerServiceClient;
+
 namespace Distill.DistillerService.Tests;
 
 /// <summary>
@@ -50,13 +52,13 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
             builder.Services.AddSingleton(resolve);
         }));
         using var channel = GrpcChannel.ForAddress(LoopbackCluster.AddressOf(distiller));
-        var client = new Distiller.DistillerClient(channel);
+        var client = new DistillerClient(channel);
 
         var run = await client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(40) });
         var events = new ConcurrentQueue<RunEvent>();
         var watching = Task.Run(async () =>
         {
-            using var call = client.WatchRun(new WatchRunRequest { RunId = run.Id });
+            using var call = client.WatchRun(new WatchRunRequest { Name = run.Name });
             await foreach (var e in call.ResponseStream.ReadAllAsync()) events.Enqueue(e);
         });
 

@@ -11,8 +11,8 @@ public class RunStoreTests
 
     private static Run NewRun(string id, int minutesAgo) => new()
     {
-        Id = id, Spec = LoopbackCluster.Spec(), State = RunState.Queued,
-        Created = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-minutesAgo)),
+        Name = "runs/" + id, Spec = LoopbackCluster.Spec(), State = RunState.Queued,
+        CreateTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-minutesAgo)),
     };
 
     [SkippableTheory]
@@ -33,15 +33,15 @@ public class RunStoreTests
 
         // What the next process sees.
         using var reopened = Open(database);
-        Assert.Equal(["run-a", "run-b"], reopened.List().Select(r => r.Id));
+        Assert.Equal(["run-a", "run-b"], reopened.List().Select(r => r.Name[5..]));
         var run = reopened.Get("run-b")!;
         Assert.Equal((RunState.Running, 42L), (run.State, run.Step));
         Assert.Equal(LoopbackCluster.Spec(), run.Spec);
-        Assert.NotNull(run.Updated);
+        Assert.NotNull(run.UpdateTime);
         Assert.Null(reopened.Get("run-x"));
 
         reopened.Delete("run-b");
-        Assert.Equal(["run-a"], reopened.List().Select(r => r.Id));
+        Assert.Equal(["run-a"], reopened.List().Select(r => r.Name[5..]));
         Assert.Empty(reopened.Events("run-b", 0));
     }
 

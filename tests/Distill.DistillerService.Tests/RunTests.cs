@@ -18,7 +18,7 @@ public class RunTests
     {
         await using var cluster = await LoopbackCluster.StartAsync();
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec() });
-        var live = await cluster.WatchToEndAsync(run.Id);
+        var live = await cluster.WatchToEndAsync(run.Name);
 
         Assert.Equal(RunState.Succeeded, live[^1].State.State);
         Assert.Equal(Enumerable.Range(1, live.Count).Select(i => (long)i), live.Select(e => e.Sequence));
@@ -30,9 +30,9 @@ public class RunTests
         Assert.Equal([0L, 10L, 20L], evaluations.Select(e => e.Step));
 
         // A watcher arriving after the end gets the same history.
-        var late = await cluster.WatchToEndAsync(run.Id);
+        var late = await cluster.WatchToEndAsync(run.Name);
         Assert.Equal(live.Select(e => e.Sequence), late.Select(e => e.Sequence));
-        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { RunId = run.Id });
+        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { Name = run.Name });
         Assert.Equal(20, stored.Step);
         Assert.Equal(evaluations[^1].TestAccuracy, stored.TestAccuracy);
     }
@@ -49,8 +49,8 @@ public class RunTests
         await using var two = await LoopbackCluster.StartAsync(kernelServices: 2);
         var a = await one.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(10) });
         var b = await two.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(10) });
-        Assert.Equal(RunState.Succeeded, (await one.WatchToEndAsync(a.Id))[^1].State.State);
-        Assert.Equal(RunState.Succeeded, (await two.WatchToEndAsync(b.Id))[^1].State.State);
+        Assert.Equal(RunState.Succeeded, (await one.WatchToEndAsync(a.Name))[^1].State.State);
+        Assert.Equal(RunState.Succeeded, (await two.WatchToEndAsync(b.Name))[^1].State.State);
 
         // The same run in this process with the engine alone.
         using var data = PreparedDataset.Prepare(DatasetLoader.Load(Path.Combine(one.DataRoot, TinyDataset.Name)), new PreprocessingSpec());
@@ -60,8 +60,8 @@ public class RunTests
         local.Delete(recursive: true);
 
         // Shards change only the order of float64 additions.
-        TensorAssert.Close(Support(one, a.Id), Support(two, b.Id), 1e-10, "one vs two kernel services");
-        TensorAssert.Close(TensorAssert.ToArray(inProcess.SupportImages), Support(one, a.Id), 1e-10, "in process vs service");
+        TensorAssert.Close(Support(one, a.Name), Support(two, b.Name), 1e-10, "one vs two kernel services");
+        TensorAssert.Close(TensorAssert.ToArray(inProcess.SupportImages), Support(one, a.Name), 1e-10, "in process vs service");
     }
 
     [Fact]
@@ -69,13 +69,13 @@ public class RunTests
     {
         await using var cluster = await LoopbackCluster.StartAsync();
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(5) });
-        await cluster.WatchToEndAsync(run.Id);
+        await cluster.WatchToEndAsync(run.Name);
         var directory = Directory.CreateTempSubdirectory("distill-export-");
         try
         {
             async Task<string> Export(ExportFormat format)
             {
-                using var call = cluster.Client.ExportRun(new ExportRunRequest { RunId = run.Id, Format = format });
+                using var call = cluster.Client.ExportRun(new ExportRunRequest { Name = run.Name, Format = format });
                 string? path = null;
                 long total = 0;
                 await using var output = new MemoryStream();
@@ -119,24 +119,40 @@ public class RunTests
     {
         await using var cluster = await LoopbackCluster.StartAsync();
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(400) });
-        using (var watch = cluster.Client.WatchRun(new WatchRunRequest { RunId = run.Id }))
+        using (var watch = cluster.Client.WatchRun(new WatchRunRequest { Name = run.Name }))
         {
             await foreach (var e in watch.ResponseStream.ReadAllAsync())
                 if (e.Checkpoint is not null) break;
         }
-        await cluster.Client.CancelRunAsync(new CancelRunRequest { RunId = run.Id });
-        var events = await cluster.WatchToEndAsync(run.Id);
+        await cluster.Client.CancelRunAsync(new CancelRunRequest { Name = run.Name });
+        var events = await cluster.WatchToEndAsync(run.Name);
         Assert.Equal(RunState.Cancelled, events[^1].State.State);
 
-        var nngp = await cluster.Client.EvaluateAsync(new EvaluateRequest { RunId = run.Id, Kernel = new Protos.Kernel.V1.KernelSpec { Kind = Protos.Kernel.V1.KernelKind.Nngp } });
-        Assert.InRange(nngp.TestAccuracy, 0.0, 1.0);
+        var nngpSpec = new Protos.Kernel.V1.KernelSpec { FullyConnected = new Protos.Kernel.V1.FullyConnectedKernel { Kind = Protos.Kernel.V1.KernelKind.Nngp } };
+        var nngp = await cluster.Client.EvaluateRunAsync(new EvaluateRunRequest { Name = run.Name, Kernel = nngpSpec });
         Assert.True(nngp.Step >= 5);
+        Assert.Equal(Protos.Kernel.V1.KernelKind.Nngp, nngp.Kernel.FullyConnected.Kind);
+        Assert.True(nngp.Kernel.FullyConnected.HasDepth, "the kernel comes back with its defaults filled in");
 
-        await cluster.Client.ResumeRunAsync(new ResumeRunRequest { RunId = run.Id, Steps = 30 });
-        var resumed = await cluster.WatchToEndAsync(run.Id, afterSequence: events[^1].Sequence);
+        // The same evaluation in this process, with the engine alone, on the checkpoint's support set.
+        using (var data = PreparedDataset.Prepare(DatasetLoader.Load(Path.Combine(cluster.DataRoot, TinyDataset.Name)), new PreprocessingSpec()))
+        using (var state = KipState.Load(Path.Combine(cluster.RunFolder(run.Name), LocalRun.CheckpointFile)))
+        {
+            Assert.Equal(state.Step, nngp.Step);
+            var kernel = new Core.Kernels.KernelSpec(Core.Kernels.KernelKind.Nngp).Create();
+            var expected = Core.Evaluation.KrrEvaluator.Evaluate(kernel, state.SupportImages, state.SupportLabels, data.TestImages, data.TestLabels,
+                data.TestTargets, state.Options.Regularization);
+            // The service computes the same float64 arithmetic in another block order: accuracy is a
+            // count and must match exactly, the MSE to round-off.
+            Assert.Equal(expected.Accuracy, nngp.TestAccuracy);
+            Assert.Equal(expected.Mse, nngp.TestMse, 1e-9);
+        }
+
+        await cluster.Client.ResumeRunAsync(new ResumeRunRequest { Name = run.Name, Steps = 30 });
+        var resumed = await cluster.WatchToEndAsync(run.Name, afterSequence: events[^1].Sequence);
         Assert.Equal(RunState.Succeeded, resumed[^1].State.State);
         Assert.Contains(resumed, e => e.State?.Message.StartsWith("resumed from step", StringComparison.Ordinal) == true);
-        Assert.Equal(30, (await cluster.Client.GetRunAsync(new GetRunRequest { RunId = run.Id })).Step);
+        Assert.Equal(30, (await cluster.Client.GetRunAsync(new GetRunRequest { Name = run.Name })).Step);
     }
 
     [Fact]
@@ -147,11 +163,11 @@ public class RunTests
         spec.LearningRate = 1e200;
         spec.CheckpointEvery = 1;
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = spec });
-        var events = await cluster.WatchToEndAsync(run.Id);
+        var events = await cluster.WatchToEndAsync(run.Name);
         Assert.Equal(RunState.Failed, events[^1].State.State);
         Assert.Contains("non-finite", events[^1].State.Message);
-        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { RunId = run.Id });
-        using var state = KipState.Load(Path.Combine(cluster.RunFolder(run.Id), LocalRun.CheckpointFile));
+        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { Name = run.Name });
+        using var state = KipState.Load(Path.Combine(cluster.RunFolder(run.Name), LocalRun.CheckpointFile));
         Assert.True(TensorAssert.ToArray(state.SupportImages).All(double.IsFinite), "the kept checkpoint is a good one");
         Assert.Equal(stored.CheckpointStep, state.Step);
     }
@@ -169,11 +185,12 @@ public class RunTests
 
         Assert.Contains("spec.support_per_class", (await Refused(s => s.SupportPerClass = 0)).Status.Detail);
         Assert.Contains("spec.learning_rate", (await Refused(s => s.LearningRate = -1)).Status.Detail);
-        Assert.Contains("spec.kernel.depth", (await Refused(s => s.Kernel = new Protos.Kernel.V1.KernelSpec { Depth = -2 })).Status.Detail);
+        Assert.Contains("spec.kernel.fully_connected.depth", (await Refused(s => s.Kernel = new Protos.Kernel.V1.KernelSpec { FullyConnected = new Protos.Kernel.V1.FullyConnectedKernel { Depth = -2 } })).Status.Detail);
         Assert.Equal(StatusCode.NotFound, (await Refused(s => s.Dataset = "missing")).StatusCode);
-        Assert.Equal(StatusCode.PermissionDenied, (await Refused(s => s.Dataset = "../..")).StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, (await Refused(s => s.Dataset = "../..")).StatusCode);
+        Assert.Contains("spec.steps", (await Refused(s => s.Steps = 0)).Status.Detail);
         Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest())).Runs);
-        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => cluster.Client.GetRunAsync(new GetRunRequest { RunId = "run-x" }).ResponseAsync)).StatusCode);
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => cluster.Client.GetRunAsync(new GetRunRequest { Name = "runs/run-x" }).ResponseAsync)).StatusCode);
     }
 
     [Fact]
@@ -181,11 +198,11 @@ public class RunTests
     {
         await using var cluster = await LoopbackCluster.StartAsync();
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(3) });
-        await cluster.WatchToEndAsync(run.Id);
-        Assert.True(Directory.Exists(cluster.RunFolder(run.Id)));
-        await cluster.Client.DeleteRunAsync(new DeleteRunRequest { RunId = run.Id });
+        await cluster.WatchToEndAsync(run.Name);
+        Assert.True(Directory.Exists(cluster.RunFolder(run.Name)));
+        await cluster.Client.DeleteRunAsync(new DeleteRunRequest { Name = run.Name });
         Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest())).Runs);
-        Assert.False(Directory.Exists(cluster.RunFolder(run.Id)));
+        Assert.False(Directory.Exists(cluster.RunFolder(run.Name)));
     }
 
     [Fact]
@@ -198,13 +215,13 @@ public class RunTests
             kernelSettings: new Dictionary<string, string?> { ["KernelService:MaxConcurrentRequests"] = "1" });
         var ids = new List<string>();
         foreach (var steps in new[] { 30, 30, 10 })
-            ids.Add((await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(steps) })).Id);
+            ids.Add((await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(steps) })).Name);
 
         // Every run's events in the order they arrive, across the three streams.
         var arrivals = new System.Collections.Concurrent.ConcurrentQueue<(int Run, Protos.Distiller.V1.RunEvent Event)>();
         await Task.WhenAll(ids.Select(async (id, run) =>
         {
-            using var call = cluster.Client.WatchRun(new WatchRunRequest { RunId = id });
+            using var call = cluster.Client.WatchRun(new WatchRunRequest { Name = id });
             await foreach (var e in call.ResponseStream.ReadAllAsync()) arrivals.Enqueue((run, e));
         }));
         var log = arrivals.ToList();
@@ -229,10 +246,10 @@ public class RunTests
         using var database = new StoreDatabase(StoreDatabase.Postgres);
         await using var cluster = await LoopbackCluster.StartAsync(distillerSettings: database.Settings);
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(5) });
-        var events = await cluster.WatchToEndAsync(run.Id);
+        var events = await cluster.WatchToEndAsync(run.Name);
 
         Assert.Equal(RunState.Succeeded, events[^1].State.State);
-        Assert.Equal(events.Count, database.Count($"SELECT COUNT(*) FROM events WHERE run_id = '{run.Id}'"));
+        Assert.Equal(events.Count, database.Count($"SELECT COUNT(*) FROM events WHERE run_id = '{run.Name}'"));
         Assert.Equal(1, database.Count("SELECT COUNT(*) FROM runs"));
         Assert.False(File.Exists(Path.Combine(cluster.DataFolder, "distiller.db")));
     }

@@ -18,7 +18,7 @@ public class SecurityTests
         Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
 
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(3) }, Authorized);
-        Assert.Equal(RunState.Succeeded, (await WatchToEndAsync(cluster, run.Id))[^1].State.State);
+        Assert.Equal(RunState.Succeeded, (await WatchToEndAsync(cluster, run.Name))[^1].State.State);
     }
 
     [Fact]
@@ -29,7 +29,7 @@ public class SecurityTests
             kernelSettings: new Dictionary<string, string?> { ["Server:ApiKey"] = "kernel-key" });
 
         var run = await cluster.Client.StartRunAsync(new StartRunRequest { Spec = LoopbackCluster.Spec(3) });
-        var last = (await cluster.WatchToEndAsync(run.Id))[^1].State;
+        var last = (await cluster.WatchToEndAsync(run.Name))[^1].State;
         Assert.Equal(RunState.Failed, last.State);
         Assert.Contains("Unauthenticated", last.Message);
     }
@@ -37,7 +37,7 @@ public class SecurityTests
     private static async Task<List<RunEvent>> WatchToEndAsync(LoopbackCluster cluster, string id)
     {
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        using var call = cluster.Client.WatchRun(new WatchRunRequest { RunId = id }, Authorized, cancellationToken: cancel.Token);
+        using var call = cluster.Client.WatchRun(new WatchRunRequest { Name = id }, Authorized, cancellationToken: cancel.Token);
         var events = new List<RunEvent>();
         await foreach (var e in call.ResponseStream.ReadAllAsync(cancel.Token)) events.Add(e);
         return events;

@@ -20,6 +20,7 @@ public static class LocalRun
     public const string DistilledFile = "distilled.safetensors";
     public const string GridFile = "distilled.png";
     public const string SummaryFile = "summary.json";
+    public const string SnapshotsFolder = "snapshots";
 
     /// <summary>The run in this thread with the in-process backend (which completes synchronously).</summary>
     public static RunSummary Execute(PreparedDataset data, KipOptions options, string outputDirectory, bool resume,
@@ -28,7 +29,7 @@ public static class LocalRun
 
     /// <summary>The run with any backend: the same loop serves the command line and the distiller service.</summary>
     public static async Task<RunSummary> ExecuteAsync(PreparedDataset data, KipOptions options, string outputDirectory, bool resume,
-        IKipBackend? backend, Action<RunEvent>? report, CancellationToken cancellation)
+        IKipBackend? backend, Action<RunEvent>? report, CancellationToken cancellation, SnapshotPolicy? snapshots = null)
     {
         options.Validate();
         Directory.CreateDirectory(outputDirectory);
@@ -37,6 +38,9 @@ public static class LocalRun
         using var distiller = new KipDistiller(data, options, state, backend);
         state?.Dispose();
         report?.Invoke(new RunStarted(distiller.Step, options.Steps, state is not null));
+        // The state at the start, so that a viewer can show the change since then.
+        if (snapshots is not null && distiller.Step == 0)
+            WriteSnapshot(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, 0, options, data, snapshots);
         if (options.Method == DistillationMethod.LabelSolve)
             await distiller.SolveLabelsAsync(cancellation);
 
@@ -52,7 +56,9 @@ public static class LocalRun
         {
             using var snapshot = distiller.CaptureState();
             snapshot.Save(checkpointPath);
-            report?.Invoke(new CheckpointWritten(distiller.Step, checkpointPath));
+            var snapshotPath = snapshots is null ? null
+                : WriteSnapshot(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, distiller.Step, options, data, snapshots);
+            report?.Invoke(new CheckpointWritten(distiller.Step, checkpointPath, snapshotPath));
         }
 
         if (options.EvaluateEvery > 0 || distiller.Step >= options.Steps) await Evaluate();
@@ -117,6 +123,57 @@ public static class LocalRun
     public static IReadOnlyDictionary<string, string> WriteOutputs(Tensor supportImages, Tensor supportLabels, int[] supportClasses,
         long step, KipOptions options, PreparedDataset data, string outputDirectory)
     {
+        var distilledPath = Path.Combine(outputDirectory, DistilledFile);
+        var pixels = WriteDistilledSet(distilledPath, supportImages, supportLabels, supportClasses, step, options, data);
+        var p = data.Preprocessor;
+        var gridPath = Path.Combine(outputDirectory, GridFile);
+        ImageGrid.WritePng(gridPath, pixels, supportClasses, p.Channels, p.Height, p.Width, data.ClassCount,
+            scale: Math.Max(1, 64 / Math.Max(p.Height, p.Width)));
+        return new Dictionary<string, string>
+        {
+            ["distilled"] = distilledPath,
+            ["grid"] = gridPath,
+            ["checkpoint"] = Path.Combine(outputDirectory, CheckpointFile),
+            ["summary"] = Path.Combine(outputDirectory, SummaryFile),
+        };
+    }
+
+    /// <summary>The file name of the snapshot at a step: step-00000050.safetensors.</summary>
+    public static string SnapshotFileName(long step) => $"step-{step.ToString("D8", CultureInfo.InvariantCulture)}.safetensors";
+
+    /// <summary>The steps of the snapshots in a folder, oldest first.</summary>
+    public static IReadOnlyList<long> SnapshotSteps(string folder)
+    {
+        if (!Directory.Exists(folder)) return [];
+        var steps = new List<long>();
+        foreach (var file in Directory.EnumerateFiles(folder, "step-*.safetensors"))
+        {
+            var name = Path.GetFileNameWithoutExtension(file);
+            if (long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var step)) steps.Add(step);
+        }
+        steps.Sort();
+        return steps;
+    }
+
+    /// <summary>
+    /// The support set at a step as snapshots/step-N.safetensors (the tensors of
+    /// distilled.safetensors, written atomically), then the policy's retention applied.
+    /// </summary>
+    public static string WriteSnapshot(Tensor supportImages, Tensor supportLabels, int[] supportClasses, long step, KipOptions options,
+        PreparedDataset data, SnapshotPolicy policy)
+    {
+        Directory.CreateDirectory(policy.Folder);
+        var path = Path.Combine(policy.Folder, SnapshotFileName(step));
+        WriteDistilledSet(path, supportImages, supportLabels, supportClasses, step, options, data);
+        foreach (var dropped in SnapshotPolicy.Thin(SnapshotSteps(policy.Folder), policy.Retention))
+            File.Delete(Path.Combine(policy.Folder, SnapshotFileName(dropped)));
+        return path;
+    }
+
+    /// <summary>Writes the support set's tensors and settings; returns the pixel-space images.</summary>
+    private static float[] WriteDistilledSet(string path, Tensor supportImages, Tensor supportLabels, int[] supportClasses,
+        long step, KipOptions options, PreparedDataset data)
+    {
         using var scope = NewDisposeScope();
         var p = data.Preprocessor;
         long n = supportImages.shape[0];
@@ -139,25 +196,14 @@ public static class LocalRun
             ["kernel.b_std"] = options.Kernel.BStd.ToString("R", CultureInfo.InvariantCulture),
             ["kernel.regularization"] = options.Regularization.ToString("R", CultureInfo.InvariantCulture),
         };
-        var distilledPath = Path.Combine(outputDirectory, DistilledFile);
-        SafetensorsFile.Write(distilledPath, new Dictionary<string, SafetensorsTensor>
+        SafetensorsFile.Write(path, new Dictionary<string, SafetensorsTensor>
         {
             ["images"] = SafetensorsTensor.FromFloats(preprocessed, shape),
             ["images_pixels"] = SafetensorsTensor.FromFloats(pixels, shape),
             ["labels"] = SafetensorsTensor.FromFloats(labels, n, data.ClassCount),
             ["classes"] = SafetensorsTensor.FromLongs(supportClasses.Select(c => (long)c).ToArray(), n),
         }, metadata);
-
-        var gridPath = Path.Combine(outputDirectory, GridFile);
-        ImageGrid.WritePng(gridPath, pixels, supportClasses, p.Channels, p.Height, p.Width, data.ClassCount,
-            scale: Math.Max(1, 64 / Math.Max(p.Height, p.Width)));
-        return new Dictionary<string, string>
-        {
-            ["distilled"] = distilledPath,
-            ["grid"] = gridPath,
-            ["checkpoint"] = Path.Combine(outputDirectory, CheckpointFile),
-            ["summary"] = Path.Combine(outputDirectory, SummaryFile),
-        };
+        return pixels;
     }
 
     /// <summary>Peak resident set size of this process (VmHWM), in MiB.</summary>

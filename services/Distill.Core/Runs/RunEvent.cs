@@ -11,7 +11,8 @@ public sealed record StepCompleted(long Step, long TotalSteps, double Loss, doub
 
 public sealed record EvaluationCompleted(long Step, EvaluationResult Result) : RunEvent;
 
-public sealed record CheckpointWritten(long Step, string Path) : RunEvent;
+/// <summary>A checkpoint, and the snapshot written with it when the run keeps snapshots.</summary>
+public sealed record CheckpointWritten(long Step, string Path, string? SnapshotPath = null) : RunEvent;
 
 public sealed record RunFinished(RunSummary Summary) : RunEvent;
 

@@ -50,4 +50,17 @@ public sealed class DistillerOptions
 
     /// <summary>How often a paused run probes for a kernel service to come back.</summary>
     public double ProbeIntervalSeconds { get; set; } = 1;
+
+    /// <summary>Snapshots kept per run (the first and the latest always; the rest thinned evenly).</summary>
+    public int SnapshotRetention { get; set; } = 100;
+
+    /// <summary>
+    /// Lease of the datasets this distiller registers on kernel services: they are dropped
+    /// when no run needs them, and a service drops them itself after this long unused (a
+    /// distiller that crashed leaks nothing).
+    /// </summary>
+    public double DatasetLeaseSeconds { get; set; } = 600;
+
+    /// <summary>Deadline of the GetServerInfo call behind ListKernelServices.</summary>
+    public double StatusTimeoutSeconds { get; set; } = 2;
 }

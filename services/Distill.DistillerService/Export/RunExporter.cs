@@ -1,47 +1,86 @@
+using System.Globalization;
 using Distill.Core.Distillation;
+using Distill.Core.Errors;
 using Distill.Core.Output;
 using Distill.Core.Runs;
+using Distill.DistillerService.Datasets;
 using Distill.DistillerService.Runs;
+using Distill.DistillerService.Snapshots;
 using Distill.Protos.Distiller.V1;
 
 namespace Distill.DistillerService.Export;
 
 /// <summary>
-/// The files of a run's distilled set: what a finished run wrote, or for a run still in
-/// progress (or stopped), the same files made from its latest checkpoint.
+/// The files of a run's distilled set: at a snapshot's step, or what a finished run wrote,
+/// or for a run still in progress (or stopped) the same files made from its latest
+/// checkpoint. The file name a client sees is made here, from the run and the step.
 /// </summary>
-public sealed class RunExporter(RunStore store, RunSupervisor supervisor)
+public sealed class RunExporter(RunStore store, RunSnapshots snapshots, DatasetCache datasets)
 {
-    public async Task<string> FileAsync(Run run, ExportFormat format)
+    public sealed record ExportFile(string Path, string FileName);
+
+    public async Task<ExportFile> FileAsync(Run run, ExportFormat format, long? step)
     {
-        var folder = store.RunFolder(run.Id);
-        var checkpoint = Path.Combine(folder, LocalRun.CheckpointFile);
-        var finished = run.State == RunState.Succeeded && File.Exists(Path.Combine(folder, LocalRun.DistilledFile));
-        if (!finished && !File.Exists(checkpoint))
-            throw new InvalidOperationException($"run_id: run {run.Id} has no checkpoint yet; try again after step {Math.Max(1, run.Spec.CheckpointEvery)}");
-
-        var source = folder;
-        if (!finished)
+        var id = RunNames.Id(run.Name);
+        var folder = store.RunFolder(id);
+        string distilled;
+        long at;
+        string target;
+        if (step is { } requested)
         {
-            source = Path.Combine(folder, "export");
-            using var state = KipState.Load(checkpoint);
-            var data = await supervisor.DatasetAsync(run.Spec);
-            LocalRun.WriteOutputs(state.SupportImages, state.SupportLabels, state.SupportClasses, state.Step, state.Options, data, source);
+            distilled = snapshots.Require(id, requested);
+            at = requested;
+            target = Path.Combine(folder, "export", $"step-{requested.ToString(CultureInfo.InvariantCulture)}");
         }
+        else if (run.State == RunState.Succeeded && File.Exists(Path.Combine(folder, LocalRun.DistilledFile)))
+        {
+            distilled = Path.Combine(folder, LocalRun.DistilledFile);
+            at = run.Step;
+            target = folder;
+        }
+        else
+        {
+            var checkpoint = Path.Combine(folder, LocalRun.CheckpointFile);
+            if (!File.Exists(checkpoint))
+                throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name,
+                    $"{run.Name} has no checkpoint yet; try again after step {Math.Max(1, run.Spec.CheckpointEvery)}");
+            target = Path.Combine(folder, "export");
+            var data = await datasets.GetAsync(run.Spec);
+            using var state = KipState.Load(checkpoint);
+            LocalRun.WriteOutputs(state.SupportImages, state.SupportLabels, state.SupportClasses, state.Step, state.Options, data, target);
+            distilled = Path.Combine(target, LocalRun.DistilledFile);
+            at = state.Step;
+        }
+        Directory.CreateDirectory(target);
 
+        var baseName = $"{id}-step-{at.ToString(CultureInfo.InvariantCulture)}";
         switch (format)
         {
             case ExportFormat.Unspecified or ExportFormat.Safetensors:
-                return Path.Combine(source, LocalRun.DistilledFile);
+                return new ExportFile(distilled, baseName + ".safetensors");
             case ExportFormat.PngGrid:
-                return Path.Combine(source, LocalRun.GridFile);
+                var grid = Path.Combine(target, LocalRun.GridFile);
+                if (step is not null || !File.Exists(grid)) WriteGrid(distilled, grid);
+                return new ExportFile(grid, baseName + ".png");
             case ExportFormat.Npz:
-                var (tensors, _) = SafetensorsFile.Read(Path.Combine(source, LocalRun.DistilledFile));
-                var npz = Path.Combine(source, "distilled.npz");
+                var (tensors, _) = SafetensorsFile.Read(distilled);
+                var npz = Path.Combine(target, "distilled.npz");
                 NpzFile.Write(npz, tensors);
-                return npz;
+                return new ExportFile(npz, baseName + ".npz");
             default:
-                throw new ArgumentException($"format: unknown export format {(int)format}", "format");
+                throw new InvalidFieldException("format", $"unknown export format {(int)format}");
         }
+    }
+
+    /// <summary>The PNG grid of a distilled set's pixel-space images.</summary>
+    private static void WriteGrid(string distilled, string grid)
+    {
+        var (tensors, _) = SafetensorsFile.Read(distilled);
+        var pixels = tensors["images_pixels"];
+        var labels = tensors["labels"];
+        var classes = tensors["classes"].ToLongs().Select(c => (int)c).ToArray();
+        int channels = (int)pixels.Shape[1], height = (int)pixels.Shape[2], width = (int)pixels.Shape[3];
+        ImageGrid.WritePng(grid, pixels.ToFloats(), classes, channels, height, width, (int)labels.Shape[1],
+            scale: Math.Max(1, 64 / Math.Max(height, width)));
     }
 }

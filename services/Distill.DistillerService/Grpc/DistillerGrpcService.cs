@@ -1,66 +1,85 @@
-using Distill.Core.Distillation;
-using Distill.Core.Runs;
+using Distill.DistillerService.Datasets;
 using Distill.DistillerService.Export;
+using Distill.DistillerService.Kernels;
 using Distill.DistillerService.Runs;
+using Distill.DistillerService.Snapshots;
+using Distill.Adapters.Paging;
 using Distill.Protos.Distiller.V1;
 using Google.Protobuf;
 using Grpc.Core;
+using GeneratedService = Distill.Protos.Distiller.V1.DistillerService;
 using RunEvent = Distill.Protos.Distiller.V1.RunEvent;
 
 namespace Distill.DistillerService.Grpc;
 
-/// <summary>Maps distiller messages to the <see cref="RunSupervisor"/>, the store and the exporter.</summary>
-public sealed class DistillerGrpcService(RunSupervisor supervisor, RunStore store, RunEventHub hub, RunExporter exporter)
-    : Distiller.DistillerBase
+/// <summary>Maps distiller messages to the run operations, the watcher, snapshots, export, evaluation and status.</summary>
+public sealed class DistillerGrpcService(RunOperations runs, RunWatcher watcher, RunSnapshots snapshots, RunExporter exporter,
+    RunEvaluator evaluator, KernelServiceStatuses kernelServices, DatasetFolders datasets, IHostApplicationLifetime lifetime)
+    : GeneratedService.DistillerServiceBase
 {
     private const int ChunkBytes = 1 << 20;
 
     public override Task<Run> StartRun(StartRunRequest request, ServerCallContext context) =>
-        Task.FromResult(supervisor.Start(request.Spec ?? throw new ArgumentException("spec: required", "spec")));
+        Task.FromResult(runs.Start(request.Spec, request.RequestId));
 
-    public override Task<Run> GetRun(GetRunRequest request, ServerCallContext context) => Task.FromResult(supervisor.Require(request.RunId));
+    public override Task<Run> GetRun(GetRunRequest request, ServerCallContext context) => Task.FromResult(runs.Get(request.Name));
 
-    public override Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context) =>
-        Task.FromResult(new ListRunsResponse { Runs = { store.List() } });
+    public override Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    {
+        var page = runs.List(request);
+        return Task.FromResult(new ListRunsResponse { Runs = { page.Items }, NextPageToken = page.NextPageToken, TotalSize = page.TotalSize });
+    }
 
-    public override Task<Run> CancelRun(CancelRunRequest request, ServerCallContext context) => Task.FromResult(supervisor.Cancel(request.RunId));
+    public override Task<Run> CancelRun(CancelRunRequest request, ServerCallContext context) => Task.FromResult(runs.Cancel(request.Name));
 
     public override Task<Run> ResumeRun(ResumeRunRequest request, ServerCallContext context) =>
-        Task.FromResult(supervisor.Resume(request.RunId, request.Steps));
+        Task.FromResult(runs.Resume(request.Name, request.HasSteps ? request.Steps : null));
 
     public override Task<DeleteRunResponse> DeleteRun(DeleteRunRequest request, ServerCallContext context)
     {
-        supervisor.Delete(request.RunId);
+        runs.Delete(request.Name);
         return Task.FromResult(new DeleteRunResponse());
     }
 
     public override async Task WatchRun(WatchRunRequest request, IServerStreamWriter<RunEvent> responseStream, ServerCallContext context)
     {
-        var run = supervisor.Require(request.RunId);
-        // Subscribe before reading history so that nothing falls between the two.
-        using var subscription = hub.Subscribe(run.Id, out var live);
-        var last = request.AfterSequence;
-        foreach (var past in store.Events(run.Id, last))
+        var id = RunNames.Id(request.Name);
+        // A stopping host ends its watch streams (clients reconnect with after_sequence)
+        // instead of holding the shutdown open until its timeout.
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
         {
-            await responseStream.WriteAsync(past, context.CancellationToken);
-            last = past.Sequence;
-            if (IsEnd(past)) return;
+            await foreach (var e in watcher.WatchAsync(id, request.AfterSequence, request.Follow, ended.Token))
+                await responseStream.WriteAsync(e, ended.Token);
         }
-        if (RunSupervisor.IsTerminal(supervisor.Require(run.Id).State) && store.Events(run.Id, last).Count == 0) return;
-        await foreach (var next in live.ReadAllAsync(context.CancellationToken))
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
-            if (next.Sequence <= last) continue;
-            await responseStream.WriteAsync(next, context.CancellationToken);
-            last = next.Sequence;
-            if (IsEnd(next)) return;
         }
+    }
+
+    public override Task<ListSnapshotsResponse> ListSnapshots(ListSnapshotsRequest request, ServerCallContext context)
+    {
+        var id = RunNames.Id(request.Parent, "parent");
+        runs.Get(request.Parent);
+        var full = request.View == SnapshotView.Full;
+        var page = Pages.Take(snapshots.Steps(id), request.PageSize, request.PageToken, $"{request.Parent}/snapshots", defaultSize: 100);
+        var response = new ListSnapshotsResponse { NextPageToken = page.NextPageToken, TotalSize = page.TotalSize };
+        response.Snapshots.AddRange(page.Items.Select(step => snapshots.Read(id, step, full)));
+        return Task.FromResult(response);
+    }
+
+    public override Task<Snapshot> GetSnapshot(GetSnapshotRequest request, ServerCallContext context)
+    {
+        var (id, step) = RunNames.Snapshot(request.Name);
+        runs.Get(RunNames.Name(id));
+        return Task.FromResult(snapshots.Read(id, step, full: request.View != SnapshotView.Basic));
     }
 
     public override async Task ExportRun(ExportRunRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
     {
-        var run = supervisor.Require(request.RunId);
-        var path = await exporter.FileAsync(run, request.Format);
-        await using var file = File.OpenRead(path);
+        var run = runs.Get(request.Name);
+        var export = await exporter.FileAsync(run, request.Format, request.HasStep ? request.Step : null);
+        await using var file = File.OpenRead(export.Path);
         var buffer = new byte[ChunkBytes];
         var first = true;
         int read;
@@ -69,7 +88,7 @@ public sealed class DistillerGrpcService(RunSupervisor supervisor, RunStore stor
             var chunk = new FileChunk { Data = ByteString.CopyFrom(buffer, 0, read) };
             if (first)
             {
-                chunk.FileName = $"{run.Id}-{Path.GetFileName(path)}";
+                chunk.FileName = export.FileName;
                 chunk.TotalBytes = file.Length;
                 first = false;
             }
@@ -78,19 +97,12 @@ public sealed class DistillerGrpcService(RunSupervisor supervisor, RunStore stor
         }
     }
 
-    public override async Task<EvaluateResponse> Evaluate(EvaluateRequest request, ServerCallContext context)
-    {
-        var run = supervisor.Require(request.RunId);
-        var checkpoint = Path.Combine(store.RunFolder(run.Id), LocalRun.CheckpointFile);
-        if (!File.Exists(checkpoint))
-            throw new InvalidOperationException($"run_id: run {run.Id} has no checkpoint to evaluate yet");
-        using var state = KipState.Load(checkpoint);
-        var kernel = request.Kernel is null ? state.Options.Kernel : RunSpecs.Kernel(request.Kernel);
-        var data = await supervisor.DatasetAsync(run.Spec);
-        var backend = supervisor.Backend(run.Spec, kernel, state.Options.Regularization, data.TrainImages.shape[0], run.Id);
-        var result = await backend.EvaluateAsync(state.SupportImages, state.SupportLabels, context.CancellationToken);
-        return new EvaluateResponse { TestAccuracy = result.Accuracy, TestMse = result.Mse, Step = state.Step };
-    }
+    public override Task<EvaluateRunResponse> EvaluateRun(EvaluateRunRequest request, ServerCallContext context) =>
+        evaluator.EvaluateAsync(runs.Get(request.Name), request.Kernel, request.HasStep ? request.Step : null, context.CancellationToken);
 
-    private static bool IsEnd(RunEvent e) => e.EventCase == RunEvent.EventOneofCase.State && RunSupervisor.IsTerminal(e.State.State);
+    public override Task<ListKernelServicesResponse> ListKernelServices(ListKernelServicesRequest request, ServerCallContext context) =>
+        kernelServices.ListAsync(context.CancellationToken);
+
+    public override Task<ListDatasetsResponse> ListDatasets(ListDatasetsRequest request, ServerCallContext context) =>
+        Task.FromResult(datasets.List());
 }

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Distill.Core.Errors;
 using Distill.DistillerService.Configuration;
 using Distill.Protos.Kernel.V1;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
@@ -10,8 +12,8 @@ using Polly.Retry;
 
 namespace Distill.DistillerService.Kernels;
 
-/// <summary>A dataset as kernel services register it: path under the data root plus preprocessing.</summary>
-public sealed record DatasetReference(string Path, string Format, Preprocessing Preprocessing)
+/// <summary>A dataset as kernel services register it: path under the data root, format and preprocessing.</summary>
+public sealed record DatasetReference(string Path, DatasetFormat Format, Preprocessing Preprocessing)
 {
     public string Key => $"{Path}|{Format}|{Preprocessing}";
 }
@@ -20,21 +22,21 @@ public sealed record DatasetReference(string Path, string Format, Preprocessing 
 public delegate Task<IPAddress[]> HostResolver(string host, CancellationToken cancellation);
 
 /// <summary>
-/// The configured kernel services: one channel each, datasets registered on demand (and
-/// again after a service restarts and forgets them), and calls retried with exponential
-/// backoff before a caller moves the work elsewhere. A dns:/// entry is looked up again
-/// every ResolveIntervalSeconds, so replicas added, removed or moved to new addresses are
-/// used without restarting the distiller.
+/// The configured kernel services: one channel each, datasets registered on demand with a
+/// lease (again when a service answers DATASET_NOT_FOUND: it restarted or the lease ended)
+/// and dropped when no holder needs them any more, and calls retried when retrying can
+/// help: UNAVAILABLE, DEADLINE_EXCEEDED, and errors that carry a RetryInfo (after its
+/// delay). A dns:/// entry is looked up again every ResolveIntervalSeconds, so replicas
+/// added, removed or moved to new addresses are used without restarting the distiller.
 /// </summary>
-public sealed class KernelServicePool : IDisposable
+public sealed class KernelServicePool : IAsyncDisposable
 {
-    private static readonly HashSet<StatusCode> Transient =
-        [StatusCode.Unavailable, StatusCode.DeadlineExceeded, StatusCode.ResourceExhausted, StatusCode.Aborted, StatusCode.Internal, StatusCode.Unknown];
-
     private readonly DistillerOptions _options;
     private readonly ILogger<KernelServicePool> _logger;
     private readonly ConcurrentDictionary<(string Address, string Dataset), Task<string>> _registrations = new();
     private readonly ConcurrentDictionary<string, Task<SemaphoreSlim>> _slots = new();
+    private readonly Dictionary<string, int> _holds = [];
+    private readonly Lock _holdLock = new();
     private readonly ResiliencePipeline _retry;
     private readonly Metadata? _headers;
 
@@ -61,11 +63,13 @@ public sealed class KernelServicePool : IDisposable
         // One attempt means no retry strategy at all: Polly refuses a retry count of zero.
         _retry = _options.RetryAttempts <= 1 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<RpcException>(IsTransient),
+            ShouldHandle = new PredicateBuilder().Handle<RpcException>(KernelErrors.IsRetryable),
             MaxRetryAttempts = _options.RetryAttempts - 1,
             BackoffType = DelayBackoffType.Exponential,
             Delay = TimeSpan.FromMilliseconds(200),
             UseJitter = false,
+            // A server that says when to come back is taken at its word.
+            DelayGenerator = args => ValueTask.FromResult(args.Outcome.Exception is RpcException e ? KernelErrors.RetryDelay(e) : null),
             OnRetry = args =>
             {
                 _logger.LogWarning("Kernel call failed ({Error}); retry {Attempt}", args.Outcome.Exception?.Message, args.AttemptNumber + 1);
@@ -118,31 +122,31 @@ public sealed class KernelServicePool : IDisposable
         HttpHandler = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 16 << 20 },
     }));
 
-    /// <summary>A failure worth retrying, on the same service or another one.</summary>
-    public static bool IsTransient(RpcException e) => Transient.Contains(e.StatusCode);
-
     /// <summary>
-    /// Calls <paramref name="call"/> on one endpoint with the dataset's id there, retrying
-    /// transient failures; a NOT_FOUND for the dataset (a restarted service) re-registers it once.
-    /// The call first waits for one of the service's compute slots (its
-    /// max_concurrent_requests), so that runs sharing saturated services queue here and
-    /// take turns in arrival order instead of being refused and backing off.
+    /// Calls <paramref name="call"/> on one endpoint with the dataset's name there, retrying
+    /// what <see cref="KernelErrors.IsRetryable"/> allows; a DATASET_NOT_FOUND (a restarted
+    /// service, an expired lease) registers the dataset again once. The call first waits for
+    /// one of the service's compute slots (its max_concurrent_requests), so that runs sharing
+    /// saturated services queue here and take turns in arrival order instead of being refused.
+    /// Callers hold the dataset (<see cref="Hold"/>) while they call.
     /// </summary>
     public async Task<T> CallAsync<T>(KernelEndpoint endpoint, DatasetReference dataset,
-        Func<KernelService.KernelServiceClient, string, CallOptions, Task<T>> call, CancellationToken cancellation)
+        Func<KernelEndpoint, string, CallOptions, Task<T>> call, CancellationToken cancellation)
     {
         return await _retry.ExecuteAsync(async token =>
         {
-            var id = await DatasetIdAsync(endpoint, dataset).WaitAsync(token);
+            var registration = DatasetNameAsync(endpoint, dataset);
+            var name = await registration.WaitAsync(token);
             try
             {
-                return await InSlotAsync(endpoint, () => call(endpoint.Client, id, Options(token)), token);
+                return await InSlotAsync(endpoint, () => call(endpoint, name, Options(token)), token);
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && e.Status.Detail.Contains("dataset", StringComparison.Ordinal))
+            catch (RpcException e) when (KernelErrors.Reason(e) == ErrorReasons.DatasetNotFound)
             {
-                _registrations.TryRemove((endpoint.Address, dataset.Key), out _);
-                id = await DatasetIdAsync(endpoint, dataset).WaitAsync(token);
-                return await InSlotAsync(endpoint, () => call(endpoint.Client, id, Options(token)), token);
+                _logger.LogInformation("{Address} no longer holds {Dataset}; registering it again", endpoint.Address, dataset.Path);
+                _registrations.TryRemove(new KeyValuePair<(string, string), Task<string>>((endpoint.Address, dataset.Key), registration));
+                name = await DatasetNameAsync(endpoint, dataset).WaitAsync(token);
+                return await InSlotAsync(endpoint, () => call(endpoint, name, Options(token)), token);
             }
         }, cancellation);
     }
@@ -155,12 +159,14 @@ public sealed class KernelServicePool : IDisposable
     {
         var slots = await Cached(_slots, endpoint.Address, () => SlotsAsync(endpoint)).WaitAsync(token);
         await slots.WaitAsync(token);
+        endpoint.Enter();
         try
         {
             return await call();
         }
         finally
         {
+            endpoint.Exit();
             slots.Release();
         }
     }
@@ -168,12 +174,16 @@ public sealed class KernelServicePool : IDisposable
     /// <summary>The deadline counts from the call itself, not from the wait for a slot.</summary>
     private CallOptions Options(CancellationToken token) => new(_headers, DateTime.UtcNow.AddSeconds(_options.CallTimeoutSeconds), token);
 
+    /// <summary>The service's own description, with a short deadline.</summary>
+    public async Task<ServerInfo> ServerInfoAsync(KernelEndpoint endpoint, TimeSpan timeout, CancellationToken cancellation) =>
+        await endpoint.Client.GetServerInfoAsync(new GetServerInfoRequest(), _headers, DateTime.UtcNow.Add(timeout), cancellation);
+
     /// <summary>True when the endpoint answers GetServerInfo now.</summary>
     public async Task<bool> IsReachableAsync(KernelEndpoint endpoint, CancellationToken cancellation)
     {
         try
         {
-            await endpoint.Client.GetServerInfoAsync(new GetServerInfoRequest(), _headers, DateTime.UtcNow.AddSeconds(5), cancellation);
+            await ServerInfoAsync(endpoint, TimeSpan.FromSeconds(5), cancellation);
             return true;
         }
         catch (RpcException)
@@ -182,7 +192,53 @@ public sealed class KernelServicePool : IDisposable
         }
     }
 
-    private Task<string> DatasetIdAsync(KernelEndpoint endpoint, DatasetReference dataset) =>
+    /// <summary>
+    /// Marks the dataset as needed until the hold is released. When the last hold on a
+    /// dataset is released, it is dropped on every service where it was registered.
+    /// </summary>
+    public DatasetHold Hold(DatasetReference dataset)
+    {
+        lock (_holdLock) _holds[dataset.Key] = _holds.GetValueOrDefault(dataset.Key) + 1;
+        return new DatasetHold(this, dataset);
+    }
+
+    internal async Task ReleaseAsync(DatasetReference dataset)
+    {
+        List<(string Address, Task<string> Registration)> dropped;
+        lock (_holdLock)
+        {
+            var count = _holds.GetValueOrDefault(dataset.Key) - 1;
+            if (count > 0)
+            {
+                _holds[dataset.Key] = count;
+                return;
+            }
+            _holds.Remove(dataset.Key);
+            dropped = [];
+            foreach (var (key, registration) in _registrations)
+                if (key.Dataset == dataset.Key && _registrations.TryRemove(key, out _)) dropped.Add((key.Address, registration));
+        }
+        await DropAsync(dropped);
+    }
+
+    private async Task DropAsync(IEnumerable<(string Address, Task<string> Registration)> registrations)
+    {
+        await Task.WhenAll(registrations.Select(async r =>
+        {
+            try
+            {
+                var name = await r.Registration;
+                await _known[r.Address].Client.DropDatasetAsync(new DropDatasetRequest { Name = name }, _headers, DateTime.UtcNow.AddSeconds(5));
+                _logger.LogInformation("Dropped {Name} on {Address}", name, r.Address);
+            }
+            catch (Exception e) when (e is RpcException or OperationCanceledException)
+            {
+                // Never registered, or the service is away: its lease ends it.
+            }
+        }));
+    }
+
+    private Task<string> DatasetNameAsync(KernelEndpoint endpoint, DatasetReference dataset) =>
         Cached(_registrations, (endpoint.Address, dataset.Key), () => Register(endpoint, dataset));
 
     /// <summary>The cached task for a key, started again when the last attempt failed.</summary>
@@ -196,19 +252,21 @@ public sealed class KernelServicePool : IDisposable
 
     private async Task<SemaphoreSlim> SlotsAsync(KernelEndpoint endpoint)
     {
-        var info = await endpoint.Client.GetServerInfoAsync(new GetServerInfoRequest(), _headers, DateTime.UtcNow.AddSeconds(30));
-        return new SemaphoreSlim(Math.Max(1, info.MaxConcurrentRequests));
+        var info = await ServerInfoAsync(endpoint, TimeSpan.FromSeconds(30), CancellationToken.None);
+        endpoint.MaxConcurrent = Math.Max(1, info.MaxConcurrentRequests);
+        return new SemaphoreSlim(endpoint.MaxConcurrent);
     }
 
     /// <summary>Shared by every run that needs the dataset there, so no single run's cancellation stops it.</summary>
     private async Task<string> Register(KernelEndpoint endpoint, DatasetReference dataset)
     {
-        var info = await InSlotAsync(endpoint, () => endpoint.Client.RegisterDatasetAsync(new RegisterDatasetRequest
+        var registered = await InSlotAsync(endpoint, () => endpoint.Client.RegisterDatasetAsync(new RegisterDatasetRequest
         {
             Path = dataset.Path, Format = dataset.Format, Preprocessing = dataset.Preprocessing,
+            LeaseTtl = Duration.FromTimeSpan(TimeSpan.FromSeconds(_options.DatasetLeaseSeconds)),
         }, Options(CancellationToken.None)).ResponseAsync, CancellationToken.None);
-        _logger.LogInformation("Registered {Dataset} on {Address} as {Id}", dataset.Path, endpoint.Address, info.DatasetId);
-        return info.DatasetId;
+        _logger.LogInformation("Registered {Dataset} on {Address} as {Name}", dataset.Path, endpoint.Address, registered.Name);
+        return registered.Name;
     }
 
     private static bool IsDnsName(string address) => address.StartsWith("dns:///", StringComparison.Ordinal);
@@ -220,7 +278,7 @@ public sealed class KernelServicePool : IDisposable
         // One channel per address behind the name: shards go to distinct servers.
         var hostPort = address["dns:///".Length..];
         var separator = hostPort.LastIndexOf(':');
-        if (separator < 0) throw new ArgumentException($"Distiller:KernelServices: '{address}' needs a port, as in dns:///name:5051");
+        if (separator < 0) throw new InvalidFieldException("Distiller:KernelServices", $"'{address}' needs a port, as in dns:///name:5051");
         var host = hostPort[..separator];
         var port = hostPort[(separator + 1)..];
         var ips = await _resolve(host, CancellationToken.None);
@@ -228,13 +286,26 @@ public sealed class KernelServicePool : IDisposable
             .Select(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"http://[{ip}]:{port}" : $"http://{ip}:{port}");
     }
 
-    public void Dispose()
+    /// <summary>Drops what is still registered (graceful shutdown), then closes the channels.</summary>
+    public async ValueTask DisposeAsync()
     {
+        List<(string, Task<string>)> remaining;
+        lock (_holdLock)
+        {
+            remaining = _registrations.Select(r => (r.Key.Address, r.Value)).ToList();
+            _registrations.Clear();
+            _holds.Clear();
+        }
+        await DropAsync(remaining);
         foreach (var endpoint in _known.Values) endpoint.Channel.Dispose();
     }
 }
 
-public sealed record KernelEndpoint(string Address, GrpcChannel Channel)
+/// <summary>A run's (or an evaluation's) claim on a dataset registered on kernel services.</summary>
+public sealed class DatasetHold(KernelServicePool pool, DatasetReference dataset) : IAsyncDisposable
 {
-    public KernelService.KernelServiceClient Client { get; } = new(Channel);
+    private int _released;
+
+    public ValueTask DisposeAsync() =>
+        Interlocked.Exchange(ref _released, 1) == 0 ? new ValueTask(pool.ReleaseAsync(dataset)) : ValueTask.CompletedTask;
 }

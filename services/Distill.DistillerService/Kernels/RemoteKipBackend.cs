@@ -1,20 +1,25 @@
+using System.Diagnostics;
+using Distill.Adapters.Conversions;
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
 using Distill.Core.Regression;
-using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using static TorchSharp.torch;
 using CoreKernelSpec = Distill.Core.Kernels.KernelSpec;
 using Tensor = TorchSharp.torch.Tensor;
+using TensorMessage = Distill.Protos.Kernel.V1.Tensor;
 
 namespace Distill.DistillerService.Kernels;
 
 /// <summary>
 /// KIP's kernel arithmetic on kernel services. A target batch is cut into one contiguous
-/// shard per configured service and the shards' results are summed in shard order, so the
-/// result is the same whichever services end up computing them. A shard whose service
-/// fails moves to the next one; when none answers, the run pauses and probes until one returns.
+/// shard per service and the shards' results are summed in shard order, so the result is
+/// the same whichever services end up computing them. A shard whose service is away
+/// (UNAVAILABLE, DEADLINE_EXCEEDED, or busy past its retries) moves to the next one; when
+/// none answers, a run's backend reports itself unavailable and probes until one returns,
+/// while a backend without <paramref name="availabilityChanged"/> (an evaluation) fails
+/// with UNAVAILABLE. Any other error fails at once with a message naming the service and why.
 /// </summary>
 public sealed class RemoteKipBackend(
     KernelServicePool pool,
@@ -22,8 +27,11 @@ public sealed class RemoteKipBackend(
     CoreKernelSpec kernel,
     double regularization,
     long trainCount,
-    Action<bool> availabilityChanged,
+    long[] imageShape,
+    string? runName,
+    Action<bool>? availabilityChanged,
     TimeSpan probeInterval,
+    TimeProvider time,
     ILogger logger) : IKipBackend
 {
     private readonly KernelSpec _kernel = kernel.ToMessage();
@@ -33,21 +41,36 @@ public sealed class RemoteKipBackend(
     public async Task<KipShardResult> StepAsync(Tensor supportImages, Tensor supportLabels, long[] targetIndices, bool wantLabelGradient,
         CancellationToken cancellation)
     {
-        var support = supportImages.ToMessage();
+        var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
         var shards = Shards(targetIndices.Length);
-        var results = await Task.WhenAll(shards.Select((range, i) => OnAnyAsync(i, async (client, id, options) =>
+        var calls = shards.Select((range, i) => OnAnyAsync(i, async (endpoint, name, options) =>
         {
-            var request = new KipShardRequest
+            var request = new KipShardStepRequest
             {
                 Kernel = _kernel, Support = support, SupportLabels = labels, TotalTargets = targetIndices.Length,
                 Regularization = regularization, WantLabelGradient = wantLabelGradient,
-                Targets = new DatasetRows { DatasetId = id, Split = Split.Train },
+                Targets = new DatasetRows { Dataset = name, Split = Split.Train },
             };
             request.Targets.Indices.AddRange(targetIndices.Skip(range.Start).Take(range.Count));
+            var started = Stopwatch.GetTimestamp();
+            var response = await endpoint.Client.KipShardStepAsync(request, options).ResponseAsync;
+            endpoint.Record(response.ComputeTime?.ToTimeSpan() ?? TimeSpan.Zero, Stopwatch.GetElapsedTime(started), runName, time.GetUtcNow());
             // Converted as each arrives, while the other shards are still computing.
-            return (await client.KipShardStepAsync(request, options).ResponseAsync).ToResult();
-        }, cancellation)));
+            return response.ToResult();
+        }, cancellation)).ToArray();
+        try
+        {
+            await Task.WhenAll(calls);
+        }
+        catch
+        {
+            // The step failed: free what the shards that did finish made.
+            foreach (var call in calls)
+                if (call.IsCompletedSuccessfully) call.Result.Dispose();
+            throw;
+        }
+        var results = calls.Select(c => c.Result).ToArray();
 
         // Summed in shard order, whichever service computed each shard.
         var total = results[0];
@@ -78,34 +101,38 @@ public sealed class RemoteKipBackend(
         {
             try
             {
-                await pool.CallAsync(endpoint, dataset, (_, id, _) => Task.FromResult(id), cancellation);
+                await pool.CallAsync(endpoint, dataset, (_, name, _) => Task.FromResult(name), cancellation);
+            }
+            catch (RpcException e) when (!cancellation.IsCancellationRequested && KernelErrors.IsRetryable(e))
+            {
+                logger.LogWarning("Kernel service {Address} could not register {Dataset}: {Status}", endpoint.Address, dataset.Path, e.Status);
             }
             catch (RpcException e) when (!cancellation.IsCancellationRequested)
             {
-                logger.LogWarning("Kernel service {Address} could not register {Dataset}: {Status}", endpoint.Address, dataset.Path, e.Status);
+                throw new KernelServiceException(KernelErrors.Describe(endpoint.Address, e), e);
             }
         }));
     }
 
     public async Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, CancellationToken cancellation)
     {
-        var support = supportImages.ToMessage();
+        var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
-        var response = await OnAnyAsync(0, (client, id, options) => client.EvaluateKrrAsync(new EvaluateKrrRequest
+        var response = await OnAnyAsync(0, (endpoint, name, options) => endpoint.Client.EvaluateKrrAsync(new EvaluateKrrRequest
         {
-            Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, DatasetId = id, Split = Split.Test,
+            Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, Dataset = name, Split = Split.Test,
         }, options).ResponseAsync, cancellation);
-        return new EvaluationResult(response.Accuracy, response.Mse, (int)response.Count, Enum.Parse<SolveMethod>(response.SolveMethod));
+        return new EvaluationResult(response.Accuracy, response.Mse, (int)response.Count, response.SolveMethod.ToCore());
     }
 
     public async Task<Tensor> SolveLabelsAsync(Tensor supportImages, CancellationToken cancellation)
     {
-        var support = supportImages.ToMessage();
-        var responses = await Task.WhenAll(Shards(trainCount).Select((range, i) => OnAnyAsync(i, (client, id, options) =>
-            client.LabelSolveShardAsync(new LabelSolveShardRequest
+        var support = Shaped(supportImages);
+        var responses = await Task.WhenAll(Shards(trainCount).Select((range, i) => OnAnyAsync(i, (endpoint, name, options) =>
+            endpoint.Client.LabelSolveShardAsync(new LabelSolveShardRequest
             {
                 Kernel = _kernel, Support = support,
-                Targets = new DatasetRows { DatasetId = id, Split = Split.Train, Ranges = { new IndexRange { Start = range.Start, Count = range.Count } } },
+                Targets = new DatasetRows { Dataset = name, Split = Split.Train, Ranges = { new IndexRange { Start = range.Start, Count = range.Count } } },
             }, options).ResponseAsync, cancellation)));
         using var scope = NewDisposeScope();
         var normal = responses.Select(r => r.Normal.ToTorch("normal")).Aggregate((a, b) => a.add_(b));
@@ -114,7 +141,10 @@ public sealed class RemoteKipBackend(
         return solved.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Contiguous shards, one per configured service (fewer when there are fewer rows).</summary>
+    /// <summary>The engine's flattened support set as images, N x C x H x W, as the API sends them.</summary>
+    private TensorMessage Shaped(Tensor supportImages) => supportImages.ToMessage(shape: [supportImages.shape[0], .. imageShape]);
+
+    /// <summary>Contiguous shards, one per service (fewer when there are fewer rows).</summary>
     private List<(int Start, int Count)> Shards(long rows)
     {
         var count = (int)Math.Max(1, Math.Min(pool.Endpoints.Count, rows));
@@ -128,13 +158,14 @@ public sealed class RemoteKipBackend(
     }
 
     /// <summary>The call on the shard's own service, else on the others in turn, else after waiting for any to return.</summary>
-    private async Task<T> OnAnyAsync<T>(int preferred, Func<KernelService.KernelServiceClient, string, CallOptions, Task<T>> call,
+    private async Task<T> OnAnyAsync<T>(int preferred, Func<KernelEndpoint, string, CallOptions, Task<T>> call,
         CancellationToken cancellation)
     {
         while (true)
         {
             // Read again after each wait: the services may have changed meanwhile.
             var endpoints = pool.Endpoints;
+            RpcException? last = null;
             for (int offset = 0; offset < endpoints.Count; offset++)
             {
                 var endpoint = endpoints[(preferred + offset) % endpoints.Count];
@@ -147,11 +178,19 @@ public sealed class RemoteKipBackend(
                     throw new OperationCanceledException(cancellation);
                 }
                 // A service that cancels a call it was not asked to cancel is going away too.
-                catch (RpcException e) when (KernelServicePool.IsTransient(e) || e.StatusCode == StatusCode.Cancelled)
+                catch (RpcException e) when (KernelErrors.IsRetryable(e) || e.StatusCode == StatusCode.Cancelled)
                 {
                     logger.LogWarning("Kernel service {Address} failed: {Status}", endpoint.Address, e.Status);
+                    last = e;
+                }
+                catch (RpcException e)
+                {
+                    throw new KernelServiceException(KernelErrors.Describe(endpoint.Address, e), e);
                 }
             }
+            if (availabilityChanged is null)
+                throw new RpcException(new Status(StatusCode.Unavailable,
+                    endpoints.Count == 0 ? "no kernel service is known" : $"no kernel service answered; the last: {last?.Status.Detail}"));
             await WaitForAnyServiceAsync(cancellation);
         }
     }
@@ -168,18 +207,18 @@ public sealed class RemoteKipBackend(
 
     private async Task Probe(CancellationToken cancellation)
     {
-        availabilityChanged(false);
+        availabilityChanged?.Invoke(false);
         while (true)
         {
             foreach (var endpoint in pool.Endpoints)
             {
                 if (await pool.IsReachableAsync(endpoint, cancellation))
                 {
-                    availabilityChanged(true);
+                    availabilityChanged?.Invoke(true);
                     return;
                 }
             }
-            await Task.Delay(probeInterval, cancellation);
+            await Task.Delay(probeInterval, time, cancellation);
         }
     }
 }

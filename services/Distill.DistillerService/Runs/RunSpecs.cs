@@ -1,54 +1,98 @@
-using Distill.Core.Distillation;
-using Distill.Core.Preprocessing;
 using Distill.Adapters.Conversions;
+using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.Errors;
+using Distill.Core.Preprocessing;
 using Distill.Protos.Distiller.V1;
 using Distill.Protos.Kernel.V1;
 using CoreKernels = Distill.Core.Kernels;
 
 namespace Distill.DistillerService.Runs;
 
-/// <summary>Run specs to engine options, with the API's defaults and errors that name the spec's field.</summary>
+/// <summary>
+/// Run specs to engine options: the API's defaults (written here once), validation with
+/// errors that name the spec's field, and the spec with every default made explicit.
+/// </summary>
 public static class RunSpecs
 {
+    public const double DefaultLearningRate = 0.01;
+    public const int DefaultTargetBatch = 5000;
+    public const int DefaultEvaluateEvery = 100;
+    public const int DefaultCheckpointEvery = 50;
+    public const double DefaultRegularization = 1e-6;
+
+    /// <summary>The spec with every default explicit, validated; the dataset is resolved under the data root.</summary>
+    public static RunSpec Normalize(RunSpec? spec, string? dataRoot)
+    {
+        if (spec is null) throw new InvalidFieldException("spec", "required");
+        var filled = spec.Clone();
+        var path = ResolveDataset(filled, dataRoot);
+        if (filled.Format == DatasetFormat.Unspecified)
+            filled.Format = EnumMessages.ToDatasetFormat(DatasetLoader.DetectFormat(path));
+        else
+            filled.Format.ToCore("spec.format");
+        if (filled.Method == Method.Unspecified) filled.Method = Method.Kip;
+        if (filled.Initialization == Initialization.Unspecified) filled.Initialization = Initialization.Real;
+        filled.Kernel = Kernel(filled.Kernel).ToMessage();
+        filled.Preprocessing = Preprocessing(filled).ToMessage();
+        if (!filled.HasLearningRate) filled.LearningRate = DefaultLearningRate;
+        if (!filled.HasTargetBatch) filled.TargetBatch = DefaultTargetBatch;
+        if (!filled.HasEvaluateEvery) filled.EvaluateEvery = DefaultEvaluateEvery;
+        if (!filled.HasCheckpointEvery) filled.CheckpointEvery = DefaultCheckpointEvery;
+        if (!filled.HasRegularization) filled.Regularization = DefaultRegularization;
+        ToOptions(filled);
+        return filled;
+    }
+
+    /// <summary>The engine's options for a spec; every problem an <see cref="InvalidFieldException"/> naming spec.field.</summary>
     public static KipOptions ToOptions(RunSpec spec)
     {
+        var method = spec.Method switch
+        {
+            Method.Unspecified or Method.Kip => DistillationMethod.Kip,
+            Method.LabelSolve => DistillationMethod.LabelSolve,
+            _ => throw new InvalidFieldException("spec.method", $"unknown method {(int)spec.Method}"),
+        };
+        if (string.IsNullOrWhiteSpace(spec.Dataset)) throw new InvalidFieldException("spec.dataset", "required (a folder under the data root)");
+        if (method == DistillationMethod.Kip && spec.Steps < 1)
+            throw new InvalidFieldException("spec.steps", $"KIP needs 1 or more steps, got {spec.Steps}");
+        if (method == DistillationMethod.LabelSolve && spec.Steps != 0)
+            throw new InvalidFieldException("spec.steps", $"must be unset or 0 for Label Solve, got {spec.Steps}");
+        if (spec.SupportPerClass < 1) throw new InvalidFieldException("spec.support_per_class", $"must be 1 or more, got {spec.SupportPerClass}");
         var options = new KipOptions
         {
-            Method = spec.Method switch
-            {
-                Method.Unspecified or Method.Kip => DistillationMethod.Kip,
-                Method.LabelSolve => DistillationMethod.LabelSolve,
-                _ => throw Invalid("method", $"unknown method {(int)spec.Method}"),
-            },
+            Method = method,
             Kernel = Kernel(spec.Kernel),
             SupportPerClass = spec.SupportPerClass,
             Steps = spec.Steps,
-            LearningRate = spec.LearningRate == 0 ? 0.01 : spec.LearningRate,
-            TargetBatch = spec.TargetBatch == 0 ? 5000 : spec.TargetBatch,
+            LearningRate = spec.HasLearningRate ? spec.LearningRate : DefaultLearningRate,
+            TargetBatch = spec.HasTargetBatch ? spec.TargetBatch : DefaultTargetBatch,
             LearnLabels = !spec.FixedLabels,
             Initialization = spec.Initialization switch
             {
                 Initialization.Unspecified or Initialization.Real => SupportInitialization.Real,
                 Initialization.Noise => SupportInitialization.Noise,
-                _ => throw Invalid("initialization", $"unknown initialization {(int)spec.Initialization}"),
+                _ => throw new InvalidFieldException("spec.initialization", $"unknown initialization {(int)spec.Initialization}"),
             },
-            Regularization = spec.Regularization == 0 ? 1e-6 : spec.Regularization,
+            Regularization = spec.HasRegularization ? spec.Regularization : DefaultRegularization,
             Seed = spec.Seed,
-            EvaluateEvery = spec.EvaluateEvery,
-            CheckpointEvery = spec.CheckpointEvery == 0 ? 50 : spec.CheckpointEvery,
+            EvaluateEvery = spec.HasEvaluateEvery ? spec.EvaluateEvery : DefaultEvaluateEvery,
+            CheckpointEvery = spec.HasCheckpointEvery ? spec.CheckpointEvery : DefaultCheckpointEvery,
         };
-        if (string.IsNullOrWhiteSpace(spec.Dataset)) throw Invalid("dataset", "required (a folder under the data root)");
         try { return options.Validate(); }
-        catch (ArgumentException e) { throw Invalid(e.ParamName ?? "", e.Message.Split(" (Parameter")[0].Replace("kernel.", "", StringComparison.Ordinal), prefix: false); }
+        catch (InvalidFieldException e) { throw new InvalidFieldException("spec." + e.Field, e.Description); }
     }
 
     public static PreprocessingSpec Preprocessing(RunSpec spec) => spec.Preprocessing.ToCore("spec.preprocessing");
 
-    /// <summary>The preprocessing message that kernel services register the dataset with (defaults made explicit).</summary>
-    public static Protos.Kernel.V1.Preprocessing PreprocessingMessage(RunSpec spec) => Preprocessing(spec).ToMessage();
+    public static CoreKernels.KernelSpec Kernel(Protos.Kernel.V1.KernelSpec? message, string field = "spec.kernel") => message.ToCore(field);
 
-    public static CoreKernels.KernelSpec Kernel(Protos.Kernel.V1.KernelSpec? message) => message.ToCore("spec.kernel");
-
-    private static ArgumentException Invalid(string field, string problem, bool prefix = true) =>
-        new(prefix ? $"spec.{field}: {problem}" : $"spec.{problem}", $"spec.{field}");
+    /// <summary>The dataset folder's full path under the data root.</summary>
+    public static string ResolveDataset(RunSpec spec, string? dataRoot)
+    {
+        if (string.IsNullOrEmpty(dataRoot))
+            throw new StateConflictException(ErrorReasons.DataRootNotConfigured, "Distiller:DataRoot", "the distiller has no Distiller:DataRoot configured");
+        try { return DataRoot.Resolve(dataRoot, spec.Dataset); }
+        catch (InvalidFieldException e) { throw new InvalidFieldException("spec.dataset", e.Description); }
+    }
 }

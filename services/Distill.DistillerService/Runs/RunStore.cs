@@ -56,14 +56,15 @@ public sealed class RunStore : IDisposable
 
     public string RunFolder(string id) => Path.Combine(RunsFolder, id);
 
+    /// <summary>Inserts or replaces a run (keyed by its name's id) and stamps its update_time.</summary>
     public void Save(Run run)
     {
-        run.Updated = Timestamp.FromDateTimeOffset(_time.GetUtcNow());
+        run.UpdateTime = Timestamp.FromDateTimeOffset(_time.GetUtcNow());
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "INSERT INTO runs (id, created, run) VALUES (@id, @created, @run) ON CONFLICT(id) DO UPDATE SET run = excluded.run";
-        command.AddParameter("@id", run.Id);
-        command.AddParameter("@created", run.Created.ToDateTimeOffset().ToUnixTimeMilliseconds());
+        command.AddParameter("@id", RunNames.Id(run.Name));
+        command.AddParameter("@created", run.CreateTime.ToDateTimeOffset().ToUnixTimeMilliseconds());
         command.AddParameter("@run", run.ToByteArray());
         command.ExecuteNonQuery();
     }
@@ -86,6 +87,19 @@ public sealed class RunStore : IDisposable
         var runs = new List<Run>();
         while (reader.Read()) runs.Add(Run.Parser.ParseFrom((byte[])reader[0]));
         return runs;
+    }
+
+    /// <summary>The run a StartRun with this request_id created, if any.</summary>
+    public Run? FindByRequestId(string requestId) => List().FirstOrDefault(r => r.RequestId == requestId);
+
+    /// <summary>The sequence number of the run's latest event; 0 when it has none.</summary>
+    public long LastSequence(string runId)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE run_id = @id";
+        command.AddParameter("@id", runId);
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public void Delete(string id)

@@ -1,0 +1,81 @@
+using Distill.Core.Runs;
+using Distill.DistillerService.Configuration;
+using Distill.DistillerService.Datasets;
+using Distill.DistillerService.Kernels;
+using Distill.Protos.Distiller.V1;
+using Microsoft.Extensions.Options;
+using CoreRunEvent = Distill.Core.Runs.RunEvent;
+using RunEvent = Distill.Protos.Distiller.V1.RunEvent;
+
+namespace Distill.DistillerService.Runs;
+
+/// <summary>
+/// Computes one run: the engine's own loop (<see cref="LocalRun"/>) over kernel services,
+/// from its latest checkpoint, keeping snapshots, with each engine event turned into the
+/// run's progress and events. The dataset is held on the kernel services while it runs.
+/// </summary>
+public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetCache datasets, KernelServicePool pool,
+    IOptions<DistillerOptions> options, TimeProvider time, ILogger<RunExecutor> logger)
+{
+    /// <summary>Runs to the end; returns the message of the run's SUCCEEDED state.</summary>
+    public async Task<string> ExecuteAsync(string id, CancellationToken cancellation)
+    {
+        var run = lifecycle.Get(id);
+        var kip = RunSpecs.ToOptions(run.Spec);
+        var data = await datasets.GetAsync(run.Spec).WaitAsync(cancellation);
+        var reference = DatasetCache.Reference(run.Spec);
+        await using var hold = pool.Hold(reference);
+        var backend = new RemoteKipBackend(pool, reference, kip.Kernel, kip.Regularization, data.TrainImages.shape[0], DatasetCache.ImageShape(data),
+            run.Name, available => OnAvailability(id, available), TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger);
+        await backend.PrepareAsync(cancellation);
+        var folder = store.RunFolder(id);
+        var snapshots = new SnapshotPolicy(Path.Combine(folder, LocalRun.SnapshotsFolder), options.Value.SnapshotRetention);
+        var summary = await LocalRun.ExecuteAsync(data, kip, folder, resume: true, backend, e => OnEvent(id, e), cancellation, snapshots);
+        return $"finished: test accuracy {summary.TestAccuracy:P2} after {summary.Steps} steps";
+    }
+
+    /// <summary>PAUSED while no kernel service answers and RUNNING again after; never from any other state.</summary>
+    private void OnAvailability(string id, bool available)
+    {
+        if (available)
+            lifecycle.TryMove(id, RunState.Running, "a kernel service is reachable again", from: [RunState.Paused]);
+        else
+            lifecycle.TryMove(id, RunState.Paused, "no kernel service reachable; waiting for one to return", from: [RunState.Running]);
+    }
+
+    private void OnEvent(string id, CoreRunEvent e)
+    {
+        switch (e)
+        {
+            case RunStarted started:
+                var message = started.Resumed ? $"resumed from step {started.FromStep}" : "started";
+                lifecycle.Update(id, r => r.StateMessage = message,
+                    new RunEvent { State = new StateChanged { State = RunState.Running, Message = message } }, persist: true);
+                break;
+            case StepCompleted step:
+                lifecycle.Update(id, r => { r.Step = step.Step; r.LastLoss = step.Loss; r.StepsPerSecond = step.StepsPerSecond; },
+                    new RunEvent { Progress = new StepProgress { Step = step.Step, TotalSteps = step.TotalSteps, Loss = step.Loss, StepsPerSecond = step.StepsPerSecond } },
+                    persist: step.Step % 10 == 0);
+                break;
+            case EvaluationCompleted evaluation:
+                lifecycle.Update(id, r =>
+                {
+                    r.TestAccuracy = evaluation.Result.Accuracy;
+                    r.BestTestAccuracy = r.HasBestTestAccuracy ? Math.Max(r.BestTestAccuracy, evaluation.Result.Accuracy) : evaluation.Result.Accuracy;
+                }, new RunEvent { Evaluation = new EvaluationDone { Step = evaluation.Step, TestAccuracy = evaluation.Result.Accuracy, TestMse = evaluation.Result.Mse } },
+                    persist: true);
+                break;
+            case CheckpointWritten checkpoint:
+                lifecycle.Update(id, r => { r.CheckpointStep = checkpoint.Step; r.Step = checkpoint.Step; },
+                    new RunEvent
+                    {
+                        Checkpoint = new CheckpointDone
+                        {
+                            Step = checkpoint.Step,
+                            Snapshot = checkpoint.SnapshotPath is null ? "" : RunNames.SnapshotName(id, checkpoint.Step),
+                        },
+                    }, persist: true);
+                break;
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using System.Runtime.CompilerServices;
+using Distill.Protos.Distiller.V1;
+
+namespace Distill.DistillerService.Runs;
+
+/// <summary>
+/// A run's events for one watcher: history after a sequence number, then live events,
+/// with no gap and no duplicate. It subscribes before it reads the history, skips live
+/// events already sent, and reads from the store any it missed (a jump in sequence).
+/// Without follow it ends after a terminal StateChanged that is the run's latest event
+/// while the run is in that state; with follow it ends when the run is deleted or the
+/// watcher leaves.
+/// </summary>
+public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventHub hub)
+{
+    public async IAsyncEnumerable<RunEvent> WatchAsync(string id, long afterSequence, bool follow,
+        [EnumeratorCancellation] CancellationToken cancellation)
+    {
+        lifecycle.Get(id);  // NOT_FOUND before anything is sent
+        using var subscription = hub.Subscribe(id, out var live);
+        var last = afterSequence;
+        foreach (var past in store.Events(id, last))
+        {
+            yield return past;
+            last = past.Sequence;
+            if (Ends(id, past, follow)) yield break;
+        }
+        if (!follow && lifecycle.Find(id) is { } run && RunLifecycle.IsTerminal(run.State) && store.LastSequence(id) <= last) yield break;
+
+        await foreach (var next in live.ReadAllAsync(cancellation))
+        {
+            if (next.Sequence <= last) continue;
+            if (next.Sequence > last + 1)
+            {
+                // Dropped from a full live queue: the store has them.
+                foreach (var missed in store.Events(id, last).TakeWhile(e => e.Sequence < next.Sequence))
+                {
+                    yield return missed;
+                    last = missed.Sequence;
+                    if (Ends(id, missed, follow)) yield break;
+                }
+            }
+            yield return next;
+            last = next.Sequence;
+            if (Ends(id, next, follow)) yield break;
+        }
+    }
+
+    private bool Ends(string id, RunEvent e, bool follow) =>
+        !follow && e.EventCase == RunEvent.EventOneofCase.State && RunLifecycle.IsTerminal(e.State.State)
+        && lifecycle.IsLatest(id, e.Sequence, e.State.State);
+}
