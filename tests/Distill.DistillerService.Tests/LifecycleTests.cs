@@ -251,7 +251,7 @@ public class LifecycleTests
 
         Assert.Equal(names, (await cluster.Client.ListRunsAsync(new ListRunsRequest { OrderBy = "create_time" })).Runs.Select(r => r.Name));
         Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest { States = { RunState.Running } })).Runs);
-        Assert.Equal(3, (await cluster.Client.ListRunsAsync(new ListRunsRequest { States = { RunState.Succeeded }, Dataset = TinyDataset.Name, Method = Method.Kip })).TotalSize);
+        Assert.Equal(3, (await cluster.Client.ListRunsAsync(new ListRunsRequest { States = { RunState.Succeeded }, Dataset = TinyDataset.Name, Methods = { Method.Kip } })).TotalSize);
         Assert.Empty((await cluster.Client.ListRunsAsync(new ListRunsRequest { Dataset = "other" })).Runs);
         var badOrder = await Assert.ThrowsAsync<RpcException>(() => cluster.Client.ListRunsAsync(new ListRunsRequest { OrderBy = "name" }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, badOrder.StatusCode);

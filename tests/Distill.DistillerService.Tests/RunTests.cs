@@ -128,7 +128,7 @@ public class RunTests
         var events = await cluster.WatchToEndAsync(run.Name);
         Assert.Equal(RunState.Cancelled, events[^1].State.State);
 
-        var nngpSpec = new Protos.Kernel.V1.KernelSpec { FullyConnected = new Protos.Kernel.V1.FullyConnectedKernel { Kind = Protos.Kernel.V1.KernelKind.Nngp } };
+        var nngpSpec = new Protos.Kernel.V1.KernelSpec { FullyConnected = new Protos.Kernel.V1.FullyConnectedSpec { Kind = Protos.Kernel.V1.KernelKind.Nngp } };
         var nngp = await cluster.Client.EvaluateRunAsync(new EvaluateRunRequest { Name = run.Name, Kernel = nngpSpec });
         Assert.True(nngp.Step >= 5);
         Assert.Equal(Protos.Kernel.V1.KernelKind.Nngp, nngp.Kernel.FullyConnected.Kind);
@@ -185,7 +185,7 @@ public class RunTests
 
         Assert.Contains("spec.support_per_class", (await Refused(s => s.SupportPerClass = 0)).Status.Detail);
         Assert.Contains("spec.learning_rate", (await Refused(s => s.LearningRate = -1)).Status.Detail);
-        Assert.Contains("spec.kernel.fully_connected.depth", (await Refused(s => s.Kernel = new Protos.Kernel.V1.KernelSpec { FullyConnected = new Protos.Kernel.V1.FullyConnectedKernel { Depth = -2 } })).Status.Detail);
+        Assert.Contains("spec.kernel.fully_connected.depth", (await Refused(s => s.Kernel = new Protos.Kernel.V1.KernelSpec { FullyConnected = new Protos.Kernel.V1.FullyConnectedSpec { Depth = -2 } })).Status.Detail);
         Assert.Equal(StatusCode.NotFound, (await Refused(s => s.Dataset = "missing")).StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, (await Refused(s => s.Dataset = "../..")).StatusCode);
         Assert.Contains("spec.steps", (await Refused(s => s.Steps = 0)).Status.Detail);

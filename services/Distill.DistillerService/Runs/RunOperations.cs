@@ -111,14 +111,15 @@ public sealed class RunOperations(RunLifecycle lifecycle, RunStore store, RunQue
             _ => throw new InvalidFieldException("order_by", $"'{request.OrderBy}' is not one of: create_time desc, create_time, update_time desc, update_time"),
         };
         var states = request.States.Where(s => s != RunState.Unspecified).Distinct().Order().ToArray();
+        var methods = request.Methods.Where(m => m != Method.Unspecified).Distinct().Order().ToArray();
         var runs = store.List().Select(r => lifecycle.Find(RunNames.Id(r.Name)) ?? r)
             .Where(r => states.Length == 0 || states.Contains(r.State))
             .Where(r => request.Dataset.Length == 0 || r.Spec.Dataset == request.Dataset)
-            .Where(r => request.Method == Method.Unspecified || r.Spec.Method == request.Method);
+            .Where(r => methods.Length == 0 || methods.Contains(r.Spec.Method == Method.Unspecified ? Method.Kip : r.Spec.Method));
         var ordered = (order.EndsWith(" desc", StringComparison.Ordinal)
             ? runs.OrderByDescending(key).ThenByDescending(r => r.Name, StringComparer.Ordinal)
             : runs.OrderBy(key).ThenBy(r => r.Name, StringComparer.Ordinal)).ToList();
-        var query = $"runs?states={string.Join(',', states)}&dataset={request.Dataset}&method={request.Method}&order_by={order}";
+        var query = $"runs?states={string.Join(',', states)}&dataset={request.Dataset}&methods={string.Join(',', methods)}&order_by={order}";
         return Pages.Take(ordered, request.PageSize, request.PageToken, query);
     }
 }

@@ -74,7 +74,7 @@ public sealed class KernelServiceBenchmarkCommand : Command<KernelServiceBenchma
                 KipShardResult result;
                 if (remoteStep)
                 {
-                    (result, var computeTime) = await remote.KipShardStepAsync(spec, support, labels, info.DatasetId, indices, indices.Length,
+                    (result, var computeTime) = await remote.KipShardStepAsync(spec, support, labels, info.Name, indices, indices.Length,
                         settings.Regularization, wantLabelGradient: true, cancellation);
                     serverSeconds.Add(computeTime.TotalMilliseconds);
                 }
@@ -115,7 +115,7 @@ public sealed class KernelServiceBenchmarkCommand : Command<KernelServiceBenchma
         // Gram throughput: the whole train split against a 100-image support, streamed.
         using var wideSupport = data.TrainImages.narrow(0, 0, 100);
         var gramWatch = Stopwatch.StartNew();
-        var entries = await remote.ComputeGramAsync(spec, info.DatasetId, 0, info.TrainCount, wideSupport, cancellation);
+        var entries = await remote.ComputeGramAsync(spec, info.Name, 0, info.TrainCount, wideSupport, cancellation);
         var gramSeconds = gramWatch.Elapsed.TotalSeconds;
 
         serverSeconds.Sort();
