@@ -231,7 +231,7 @@ async function main() {
   check(run.spec.steps === 40 && run.spec.dataset === dataset, 'StartRun returned another spec than the one sent');
   const again = await unary(client, 'StartRun', { spec, requestId });
   check(again.name === name, `StartRun repeated with request id ${requestId} returned ${again.name}, not ${name}`);
-  const reused = await expectError(unary(client, 'StartRun', { spec: { ...spec, steps: 41 }, requestId }),
+  const reused = await expectError(unary(client, 'StartRun', { spec: { ...spec, targetBatch: 201 }, requestId }),
     grpc.status.ALREADY_EXISTS, 'StartRun with a used request id and another spec');
   const reason = errorReason(reused);
   check(reason === undefined || reason === 'REQUEST_ID_REUSED', `ALREADY_EXISTS with reason ${reason}, not REQUEST_ID_REUSED`);
