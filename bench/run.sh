@@ -20,8 +20,8 @@ cases=(
   "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
-  "step-pytorch-10|pytorch|--support 10 --steps 60 --rounds 3|"
-  "step-pytorch-100|pytorch|--support 100 --steps 60 --rounds 3|"
+  "step-pytorch-10|pytorch|--support 10 --steps 40 --rounds 5|"
+  "step-pytorch-100|pytorch|--support 100 --steps 40 --rounds 5|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
@@ -173,12 +173,12 @@ elif [ "$dataset" = pytorch ]; then
   : >"$log"
   for round in $(seq 1 "$rounds"); do
     echo "round $round/$rounds: PyTorch"
-    "$python" bench/pytorch_kip_step.py --support "$support" --steps "$steps" --threads 2 | sed 's/^result /pytorch /' | tee -a "$log"
+    "$python" bench/pytorch_kip_step.py --support "$support" --steps "$steps" --threads 2 | sed 's/^result /pytorch_result /' | tee -a "$log"
     echo "round $round/$rounds: engine (and minimal TorchSharp loop)"
-    "${cli[@]}" step-benchmark --support "$support" --steps "$steps" --threads 2 | grep '^result ' | sed 's/^result /engine /' | tee -a "$log"
+    "${cli[@]}" step-benchmark --support "$support" --steps "$steps" --threads 2 | grep '^result ' | sed 's/^result /engine_result /' | tee -a "$log"
   done
   median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-  field() { grep "^$1 " "$log" | sed -E "s/.* $2=([^ ]*).*/\1/"; }
+  field() { grep "^$1_result " "$log" | sed -E "s/.* $2=([^ ]*).*/\1/"; }
   pytorch_ms="$(field pytorch median_ms | median)"
   engine_ms="$(field engine engine_ms | median)"
   minimal_ms="$(field engine minimal_ms | median)"
