@@ -20,6 +20,8 @@ cases=(
   "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
+  "step-fc-10-f32|none|step-benchmark --support 10 --steps 200 --minimal-kernel-dtype float32|"
+  "step-fc-100-f32|none|step-benchmark --support 100 --steps 200 --minimal-kernel-dtype float32|"
   "step-pytorch-10|pytorch|--support 10 --steps 40 --rounds 5|"
   "step-pytorch-100|pytorch|--support 100 --steps 40 --rounds 5|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"

@@ -10,7 +10,8 @@ namespace Distill.Cli.Commands;
 /// (bench/pytorch_kip_step.py is the same loop in PyTorch). FC depth-1 NTK with W_std sqrt 2,
 /// b_std 0.1 and the ReLU arc-cosine closed forms, float64, ridge reg tr(K_ss)/n_s,
 /// 0.5 MSE on centred one-hot targets, labels learned, torch.optim.Adam. Used only for
-/// the comparison.
+/// the comparison. With a float32 kernel dtype the Gram blocks are computed in float32 and
+/// the solve in float64 (a lower precision than the engine's, for reference only).
 /// </summary>
 public sealed class MinimalKipLoop : IDisposable
 {
@@ -29,13 +30,16 @@ public sealed class MinimalKipLoop : IDisposable
     private readonly Parameter _images;
     private readonly Parameter _labels;
     private readonly Adam _adam;
+    private readonly ScalarType _kernelType;
 
     /// <param name="train">the pool, n x d float64.</param>
     /// <param name="targets">the pool's centred one-hot labels, n x C float64.</param>
     /// <param name="classOf">the pool's class indices, n int64.</param>
     public MinimalKipLoop(Tensor train, Tensor targets, Tensor classOf, int classes, int targetBatch,
-        Tensor supportImages, Tensor supportLabels, double learningRate, long seed)
+        Tensor supportImages, Tensor supportLabels, double learningRate, long seed,
+        ScalarType kernelType = ScalarType.Float64)
     {
+        _kernelType = kernelType;
         _train = train;
         _targets = targets;
         _byClass = Enumerable.Range(0, classes).Select(c => classOf.eq(c).nonzero().flatten()).ToArray();
@@ -65,8 +69,18 @@ public sealed class MinimalKipLoop : IDisposable
         var yt = _targets.index_select(0, index);
         var ns = _images.shape[0];
 
-        var kss = Ntk(_images, _images, symmetric: true);
-        var kts = Ntk(xt, _images, symmetric: false);
+        Tensor kss, kts;
+        if (_kernelType == ScalarType.Float64)
+        {
+            kss = Ntk(_images, _images, symmetric: true);
+            kts = Ntk(xt, _images, symmetric: false);
+        }
+        else
+        {
+            var xs = _images.to_type(_kernelType);
+            kss = Ntk(xs, xs, symmetric: true).to_type(ScalarType.Float64);
+            kts = Ntk(xt.to_type(_kernelType), xs, symmetric: false).to_type(ScalarType.Float64);
+        }
         var ridge = kss.trace().mul(RegularizationScalar).div(ns);
         var alpha = linalg.solve(kss.add(eye(ns, dtype: ScalarType.Float64).mul(ridge)), _labels);
         var loss = kts.matmul(alpha).sub(yt).square().mean().mul(Half);

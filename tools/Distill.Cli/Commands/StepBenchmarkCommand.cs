@@ -31,6 +31,9 @@ public sealed class StepBenchmarkSettings : CommandSettings
     [CommandOption("--rounds <N>"), Description("Blocks of steps each side runs, alternating."), DefaultValue(5)]
     public int Rounds { get; init; } = 5;
 
+    [CommandOption("--minimal-kernel-dtype <TYPE>"), Description("float64 (the engine's precision) or float32 (kernel in float32, solve in float64)."), DefaultValue("float64")]
+    public string MinimalKernelDtype { get; init; } = "float64";
+
     [CommandOption("--threads <N>")]
     public int? Threads { get; init; }
 }
@@ -51,6 +54,12 @@ public sealed class StepBenchmarkCommand : Command<StepBenchmarkSettings>
     {
         if (settings.Rounds < 1 || settings.Steps < settings.Rounds)
             throw new ArgumentException($"--steps ({settings.Steps}) must be at least --rounds ({settings.Rounds}), which must be positive");
+        var kernelType = settings.MinimalKernelDtype switch
+        {
+            "float64" => ScalarType.Float64,
+            "float32" => ScalarType.Float32,
+            _ => throw new ArgumentException($"--minimal-kernel-dtype: float64 or float32, got '{settings.MinimalKernelDtype}'"),
+        };
         TorchRuntime.Configure(settings.Threads);
         const int classes = 10;
         const double learningRate = 0.01;
@@ -62,7 +71,7 @@ public sealed class StepBenchmarkCommand : Command<StepBenchmarkSettings>
         var sampler = new TargetSampler(labels, classes, seed: 0);
         using var support = randn(settings.Support, settings.Features, dtype: ScalarType.Float64, generator: generator);
         using var supportLabels = CenteredOneHot.Encode(Enumerable.Range(0, settings.Support).Select(i => i % classes).ToArray(), classes);
-        using var minimal = new MinimalKipLoop(train, targets, classOf, classes, settings.Targets, support, supportLabels, learningRate, seed: 0);
+        using var minimal = new MinimalKipLoop(train, targets, classOf, classes, settings.Targets, support, supportLabels, learningRate, seed: 0, kernelType);
         var objective = new KipObjective(new KernelSpec().Create());
         using var imageAdam = new AdamOptimizer(learningRate, support);
         using var labelAdam = new AdamOptimizer(learningRate, supportLabels);
@@ -132,7 +141,7 @@ public sealed class StepBenchmarkCommand : Command<StepBenchmarkSettings>
             $"minimal TorchSharp loop median [bold]{minimalMedian:F1} ms[/] (mean {minimalTimes.Average():F1}): ratio [bold]{ratio:F2}[/]");
         var seconds = engineTimes.Sum() / 1000;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"result support={settings.Support} engine_ms={median:F2} minimal_ms={minimalMedian:F2} ratio={ratio:F3} rounds={settings.Rounds} " +
+            $"result support={settings.Support} engine_ms={median:F2} minimal_ms={minimalMedian:F2} ratio={ratio:F3} rounds={settings.Rounds} minimal_kernel={settings.MinimalKernelDtype} " +
             $"engine_loss={engineLoss:G10} minimal_loss={minimalLoss:G10} loss_rel_diff={lossDifference:E2} " +
             $"targets={settings.Targets} features={settings.Features} threads={get_num_threads()} steps={settings.Steps} seconds={seconds:F3} " +
             $"steps_per_second={settings.Steps / seconds:F2} median_ms={median:F2} mean_ms={engineTimes.Average():F2} " +
