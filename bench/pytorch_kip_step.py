@@ -2,12 +2,16 @@
 
 FC depth-1 NTK (W_std sqrt 2, b_std 0.1), float64, target batch 5000 drawn class-balanced
 from a 60,000 x 784 pool, labels learned, Adam, autograd for the gradient: what a
-straightforward port of the KIP notebook does. Prints the median time per step.
+straightforward port of the KIP notebook does. Prints the median time per step and which
+BLAS library the process loaded (Debian's python3-torch calls whatever libblas.so.3 the
+alternatives system points to: OpenBLAS when libopenblas0-pthread is installed, otherwise
+the slow reference BLAS).
 
 usage: python3 bench/pytorch_kip_step.py [--support 10] [--steps 100] [--threads 2]
 """
 import argparse
 import math
+import os
 import time
 
 import torch
@@ -24,6 +28,23 @@ def relu_ntk(x1, x2, w2=2.0, b2=0.01):
     expectation = norm * (torch.sin(theta) + (math.pi - theta) * cos) / (2 * math.pi)
     derivative = (math.pi - theta) / (2 * math.pi)
     return w2 * expectation + b2 + w2 * derivative * k
+
+
+def loaded_blas():
+    """The BLAS shared library mapped into this process, as (short name, path)."""
+    paths = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "blas" in os.path.basename(path).lower() or "mkl" in os.path.basename(path).lower():
+                paths.add(os.path.realpath(path))
+    if not paths:
+        return "unknown", "-"
+    path = sorted(paths)[0]
+    lower = " ".join(sorted(paths)).lower()
+    name = "openblas" if "openblas" in lower else "mkl" if "mkl" in lower else "blis" if "blis" in lower \
+        else "reference" if "/blas/" in lower else "other"
+    return name, path
 
 
 def main():
@@ -66,7 +87,9 @@ def main():
         step()
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    print(f"result pytorch={torch.__version__} support={args.support} threads={torch.get_num_threads()} "
+    blas, blas_path = loaded_blas()
+    print(f"pytorch {torch.__version__}, BLAS: {blas_path}")
+    print(f"result pytorch={torch.__version__} blas={blas} support={args.support} threads={torch.get_num_threads()} "
           f"median_ms={times[len(times) // 2]:.2f} mean_ms={sum(times) / len(times):.2f}")
 
 

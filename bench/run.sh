@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one named benchmark case and prints, as its last line, space-separated key=value
 # pairs: case=... test_accuracy=... steps=... seconds=... steps_per_second=... peak_rss_mb=...
+# The step-* cases time two implementations in the same invocation and print ratio=.
 #
 #   bench/run.sh --list
 #   bench/run.sh CASE            data from $DISTILL_DATA (default: ../shared/datasets)
@@ -19,6 +20,10 @@ cases=(
   "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
+  "step-fc-10-f32|none|step-benchmark --support 10 --steps 200 --minimal-kernel-dtype float32|"
+  "step-fc-100-f32|none|step-benchmark --support 100 --steps 200 --minimal-kernel-dtype float32|"
+  "step-pytorch-10|pytorch|--support 10 --steps 40 --rounds 5|"
+  "step-pytorch-100|pytorch|--support 100 --steps 40 --rounds 5|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
@@ -51,7 +56,14 @@ case "$dataset" in
 esac
 
 cd "$repo"
-dotnet build tools/Distill.Cli -c Release -nologo -v quiet >/dev/null
+mkdir -p "$repo/.cache/bench"
+# build PROJECT: a Release build whose output is shown when it fails.
+build() {
+  local out="$repo/.cache/bench/build.log"
+  dotnet build "$1" -c Release -nologo -v quiet >"$out" 2>&1 \
+    || { cat "$out" >&2; echo "bench/run.sh: building $1 failed" >&2; exit 1; }
+}
+build tools/Distill.Cli
 cli=(deploy/sandbox/sandbox.sh dotnet tools/Distill.Cli/bin/Release/net10.0/distill.dll)
 export DISTILL_SANDBOX_BIND="$data"
 log="$repo/.cache/bench/$name.log"
@@ -61,15 +73,26 @@ pids=()
 # Each service runs in its own session, so that stopping it stops the sandbox and the
 # dotnet process inside it together.
 trap 'for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+# port_listens PORT: whether something accepts connections on 127.0.0.1:PORT.
+port_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # start_service PROJECT PORT ARGS...: a service in the background, waited for until it listens.
+# The port must be free before the start, so the listener found afterwards is the service
+# started here (while it is alive), not something left behind by an earlier run.
 start_service() {
   local project="$1" port="$2"; shift 2
+  if port_listens "$port"; then
+    echo "bench/run.sh: port $port is already in use (a service left from an earlier run?); set DISTILL_BENCH_PORT to another base port" >&2
+    exit 1
+  fi
   setsid env ${DISTILL_BENCH_ENV:-} deploy/sandbox/sandbox.sh dotnet "services/$project/bin/Release/net10.0/$project.dll" --urls "http://127.0.0.1:$port" "$@" \
     >>"$repo/.cache/bench/$name.services.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 150); do
-    kill -0 "${pids[-1]}" 2>/dev/null || { echo "bench/run.sh: $project exited at start (port $port taken?)" >&2; exit 1; }
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "bench/run.sh: $project exited at start (log: .cache/bench/$name.services.log)" >&2; exit 1; }
+    if port_listens "$port"; then
+      kill -0 "${pids[-1]}" 2>/dev/null || { echo "bench/run.sh: $project exited at start (log: .cache/bench/$name.services.log)" >&2; exit 1; }
+      return 0
+    fi
     sleep 0.2
   done
   echo "bench/run.sh: $project did not start on port $port (log: .cache/bench/$name.services.log)" >&2; exit 1
@@ -83,8 +106,8 @@ submit() {
 if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ]; then
   dir="$data/mnist"
   [ -e "$dir/train-images-idx3-ubyte.gz" ] || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; }
-  dotnet build services/Distill.KernelService -c Release -nologo -v quiet >/dev/null
-  dotnet build services/Distill.DistillerService -c Release -nologo -v quiet >/dev/null
+  build services/Distill.KernelService
+  build services/Distill.DistillerService
   : >"$log"; : >"$repo/.cache/bench/$name.services.log"
   base="${DISTILL_BENCH_PORT:-5071}"
 fi
@@ -113,8 +136,10 @@ elif [ "$dataset" = scale ]; then
     [ "$services" = 2 ] && kernels+=(--Distiller:KernelServices:1="http://127.0.0.1:$((base + 1))")
     start_service Distill.DistillerService "$((base + 1 + services))" --Distiller:DataRoot="$data" \
       --Distiller:DataFolder="$repo/.cache/bench/$name.state$services" "${kernels[@]}"
+    # The warm-up keeps every argument of the case but the number of steps.
+    warm_arguments="$(sed -E 's/--steps [0-9]+/--steps 30/' <<<"$arguments")"
     # shellcheck disable=SC2086
-    "${cli[@]}" submit --distiller "http://127.0.0.1:$((base + 1 + services))" --dataset mnist ${arguments/--steps [0-9]*/--steps 30} >/dev/null
+    "${cli[@]}" submit --distiller "http://127.0.0.1:$((base + 1 + services))" --dataset mnist $warm_arguments >/dev/null
   done
   rounds="${DISTILL_SCALE_ROUNDS:-3}"
   for round in $(seq 1 "$rounds"); do
@@ -130,6 +155,39 @@ elif [ "$dataset" = scale ]; then
   two="$(awk 'NR % 2 == 0' <<<"$rates" | median)"
   speedup="$(awk -v a="$one" -v b="$two" 'BEGIN { printf "%.3f", b / a }')"
   echo "result services=2 rounds=$rounds one_service_steps_per_second=$one two_services_steps_per_second=$two speedup=$speedup steps_per_second=$two" >>"$log"
+elif [ "$dataset" = pytorch ]; then
+  # bench/pytorch_kip_step.py (Debian's python3-torch with OpenBLAS) and the engine's step
+  # (distill step-benchmark, which also runs the minimal TorchSharp loop) in alternating
+  # rounds of the same invocation; each side's median of its per-round medians counts.
+  # OPENBLAS_* variables set in the environment are left as they are.
+  python="${DISTILL_PYTHON:-/usr/bin/python3}"
+  missing=()
+  "$python" -c 'import torch' 2>/dev/null || missing+=(python3-torch)
+  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || missing+=(libopenblas0-pthread)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} (apt)"
+    [ "$(id -u)" = 0 ] || { echo "bench/run.sh: ${missing[*]} missing and not root: apt-get install -y ${missing[*]}" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  support="$(sed -E 's/.*--support ([0-9]+).*/\1/' <<<"$arguments")"
+  steps="$(sed -E 's/.*--steps ([0-9]+).*/\1/' <<<"$arguments")"
+  rounds="$(sed -E 's/.*--rounds ([0-9]+).*/\1/' <<<"$arguments")"
+  : >"$log"
+  for round in $(seq 1 "$rounds"); do
+    echo "round $round/$rounds: PyTorch"
+    "$python" bench/pytorch_kip_step.py --support "$support" --steps "$steps" --threads 2 | sed 's/^result /pytorch_result /' | tee -a "$log"
+    echo "round $round/$rounds: engine (and minimal TorchSharp loop)"
+    "${cli[@]}" step-benchmark --support "$support" --steps "$steps" --threads 2 | grep '^result ' | sed 's/^result /engine_result /' | tee -a "$log"
+  done
+  median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  field() { grep "^$1_result " "$log" | sed -E "s/.* $2=([^ ]*).*/\1/"; }
+  pytorch_ms="$(field pytorch median_ms | median)"
+  engine_ms="$(field engine engine_ms | median)"
+  minimal_ms="$(field engine minimal_ms | median)"
+  blas="$(field pytorch blas | sort -u | paste -sd, -)"
+  version="$(field pytorch pytorch | sort -u | paste -sd, -)"
+  ratio="$(awk -v a="$engine_ms" -v b="$pytorch_ms" 'BEGIN { printf "%.3f", a / b }')"
+  echo "result support=$support pytorch_ms=$pytorch_ms engine_ms=$engine_ms ratio=$ratio minimal_ms=$minimal_ms rounds=$rounds steps=$steps threads=2 pytorch=$version blas=$blas" >>"$log"
 elif [ "$dataset" = none ]; then
   # shellcheck disable=SC2086
   "${cli[@]}" $arguments | tee "$log"
