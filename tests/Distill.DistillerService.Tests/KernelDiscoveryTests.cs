@@ -24,6 +24,7 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("distill-discovery-");
     private readonly List<WebApplication> _apps = [];
     private volatile IPAddress[]? _answer;  // null: the name does not resolve (yet)
+    private readonly SemaphoreSlim _arrived = new(0);  // released for each event the watcher receives
 
     [Fact]
     public async Task DnsEntry_WaitsForTheNameToResolve_ThenFollowsAServiceToItsNewAddress()
@@ -59,7 +60,11 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
         var watching = Task.Run(async () =>
         {
             using var call = client.WatchRun(new WatchRunRequest { Name = run.Name });
-            await foreach (var e in call.ResponseStream.ReadAllAsync()) events.Enqueue(e);
+            await foreach (var e in call.ResponseStream.ReadAllAsync())
+            {
+                events.Enqueue(e);
+                _arrived.Release();
+            }
         });
 
         // The name does not resolve yet: the run waits.
@@ -86,13 +91,14 @@ public sealed class KernelDiscoveryTests : IAsyncDisposable
         return app;
     }
 
-    private static async Task Until(Func<bool> condition, string what)
+    /// <summary>Waits, woken by each event of the run, until <paramref name="condition"/> holds.</summary>
+    private async Task Until(Func<bool> condition, string what)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
         while (!condition())
         {
-            if (timeout.IsCancellationRequested) Assert.Fail($"timed out waiting for {what}");
-            await Task.Delay(20);
+            try { await _arrived.WaitAsync(timeout.Token); }
+            catch (OperationCanceledException) { Assert.Fail($"timed out waiting for {what}"); }
         }
     }
 

@@ -1,4 +1,5 @@
 using Distill.Core.Distillation;
+using Distill.Core.Errors;
 using Distill.Core.Runs;
 using Distill.DistillerService.Runs;
 using Distill.Protos.Distiller.V1;
@@ -22,6 +23,13 @@ public class LifecycleTests
     private static void AssertGapless(IReadOnlyList<RunEvent> events, long after = 0) =>
         Assert.Equal(Enumerable.Range(1, events.Count).Select(i => after + i), events.Select(e => e.Sequence));
 
+    private static async Task AssertRefusedAsync(StatusCode code, string reason, Task call)
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => call);
+        Assert.Equal(code, error.StatusCode);
+        Assert.Equal(reason, error.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason);
+    }
+
     [Fact]
     public async Task CancelRun_Queued_EndsCancelledAndNeverRuns()
     {
@@ -32,14 +40,21 @@ public class LifecycleTests
 
         var cancelled = await cluster.Client.CancelRunAsync(new CancelRunRequest { Name = waiting.Name });
         Assert.Equal(RunState.Cancelled, cancelled.State);
+        await AssertRefusedAsync(StatusCode.FailedPrecondition, ErrorReasons.RunStateConflict, cluster.Client.DeleteRunAsync(new DeleteRunRequest { Name = busy.Name }).ResponseAsync);
+        await AssertRefusedAsync(StatusCode.FailedPrecondition, ErrorReasons.RunStateConflict, cluster.Client.ResumeRunAsync(new ResumeRunRequest { Name = busy.Name }).ResponseAsync);
+        await AssertRefusedAsync(StatusCode.FailedPrecondition, ErrorReasons.RunStateConflict, cluster.Client.CancelRunAsync(new CancelRunRequest { Name = waiting.Name }).ResponseAsync);
         await cluster.Client.CancelRunAsync(new CancelRunRequest { Name = busy.Name });
         Assert.Equal(RunState.Cancelled, (await cluster.WatchToEndAsync(busy.Name))[^1].State.State);
 
         // The worker freed by the first run took the second from the queue and skipped it.
         var events = await cluster.WatchToEndAsync(waiting.Name);
         Assert.Equal([RunState.Queued, RunState.Cancelled], events.Select(e => e.State.State));
-        Assert.False(Directory.Exists(Path.Combine(cluster.RunFolder(waiting.Name), LocalRun.CheckpointFile)));
+        Assert.False(Directory.Exists(cluster.RunFolder(waiting.Name)), "a run cancelled while queued never computed");
         Assert.Equal(0, (await cluster.Client.GetRunAsync(new GetRunRequest { Name = waiting.Name })).Step);
+        await AssertRefusedAsync(StatusCode.FailedPrecondition, ErrorReasons.NoCheckpointYet, cluster.Client.EvaluateRunAsync(new EvaluateRunRequest { Name = waiting.Name }).ResponseAsync);
+        using var export = cluster.Client.ExportRun(new ExportRunRequest { Name = waiting.Name });
+        await AssertRefusedAsync(StatusCode.FailedPrecondition, ErrorReasons.NoCheckpointYet, export.ResponseStream.MoveNext());
+        await AssertRefusedAsync(StatusCode.NotFound, ErrorReasons.RunNotFound, cluster.Client.GetRunAsync(new GetRunRequest { Name = "runs/run-000000000000" }).ResponseAsync);
     }
 
     [Fact]

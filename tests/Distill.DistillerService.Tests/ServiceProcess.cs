@@ -27,12 +27,20 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add($"http://127.0.0.1:{port}");
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
+        // The host says when it listens (Microsoft.Hosting.Lifetime); the process ending first is a failure.
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, line) =>
+        {
+            if (line.Data?.Contains("Application started", StringComparison.Ordinal) == true) started.TrySetResult();
+        };
         process.ErrorDataReceived += (_, _) => { };
+        process.Exited += (_, _) => started.TrySetException(new InvalidOperationException($"service process exited with code {process.ExitCode}"));
+        process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var service = new ServiceProcess(process, port);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(90));
         await service.WaitUntilServingAsync();
         return service;
     }
@@ -51,22 +59,14 @@ public sealed class ServiceProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>The health check answers SERVING once the host has started.</summary>
     private async Task WaitUntilServingAsync()
     {
         using var channel = GrpcChannel.ForAddress(Address);
         var health = new Health.HealthClient(channel);
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (true)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"service process exited with code {_process.ExitCode}");
-            try
-            {
-                var response = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
-                if (response.Status == HealthCheckResponse.Types.ServingStatus.Serving) return;
-            }
-            catch (global::Grpc.Core.RpcException) when (DateTime.UtcNow < deadline) { }
-            await Task.Delay(200);
-        }
+        var response = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        if (response.Status != HealthCheckResponse.Types.ServingStatus.Serving)
+            throw new InvalidOperationException($"service at {Address} is {response.Status}");
     }
 
     /// <summary>The service's build output beside this test's: same configuration.</summary>

@@ -36,7 +36,16 @@ public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, Dataset
             await using var hold = pool.Hold(reference);
             var backend = new RemoteKipBackend(pool, reference, kernel, RunSpecs.ToOptions(run.Spec).Regularization, data.TrainImages.shape[0],
                 DatasetCache.ImageShape(data), runName: null, availabilityChanged: null, TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger);
-            var result = await backend.EvaluateAsync(images, labels, cancellation);
+            Core.Evaluation.EvaluationResult result;
+            try
+            {
+                result = await backend.EvaluateAsync(images, labels, cancellation);
+            }
+            catch (KernelServiceException e) when (e.InnerException is global::Grpc.Core.RpcException inner)
+            {
+                // The kernel service's own status, with a message that names it.
+                throw new global::Grpc.Core.RpcException(new global::Grpc.Core.Status(inner.StatusCode, e.Message));
+            }
             return new EvaluateRunResponse { TestAccuracy = result.Accuracy, TestMse = result.Mse, Step = at, Kernel = kernel.ToMessage() };
         }
     }

@@ -83,7 +83,8 @@ public sealed class RunOperations(RunLifecycle lifecycle, RunStore store, RunQue
             {
                 var changed = run.Spec.Clone();
                 changed.Steps = total;
-                RunSpecs.ToOptions(changed);
+                try { RunSpecs.ToOptions(changed); }
+                catch (InvalidFieldException e) when (e.Field == "spec.steps") { throw new InvalidFieldException("steps", e.Description); }
             }
             var resumed = lifecycle.Move(id, RunState.Queued, "resume queued", r => { if (steps is { } total) r.Spec.Steps = total; });
             queue.Enqueue(id);

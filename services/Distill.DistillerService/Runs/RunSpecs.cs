@@ -28,7 +28,11 @@ public static class RunSpecs
         var filled = spec.Clone();
         var path = ResolveDataset(filled, dataRoot);
         if (filled.Format == DatasetFormat.Unspecified)
+        {
             filled.Format = EnumMessages.ToDatasetFormat(DatasetLoader.DetectFormat(path));
+            if (filled.Format == DatasetFormat.Unspecified)
+                throw new InvalidFieldException("spec.dataset", $"no dataset format recognised in '{spec.Dataset}' ({DatasetLoader.SupportedLayouts})");
+        }
         else
             filled.Format.ToCore("spec.format");
         if (filled.Method == Method.Unspecified) filled.Method = Method.Kip;

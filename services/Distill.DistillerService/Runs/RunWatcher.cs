@@ -18,6 +18,7 @@ public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventH
     {
         lifecycle.Get(id);  // NOT_FOUND before anything is sent
         using var subscription = hub.Subscribe(id, out var live);
+        if (lifecycle.Find(id) is null) yield break;  // deleted before the subscription counted
         var last = afterSequence;
         foreach (var past in store.Events(id, last))
         {

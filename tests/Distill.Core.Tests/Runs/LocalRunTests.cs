@@ -44,6 +44,38 @@ public sealed class LocalRunTests : TensorLeakCheck
     }
 
     [Fact]
+    public async Task ExecuteAsync_WithSnapshots_KeepsTheStartAndEachCheckpointWithinTheRetention()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
+        var folder = Path.Combine(Dir("snapshots"), LocalRun.SnapshotsFolder);
+        var reported = new List<string?>();
+        await LocalRun.ExecuteAsync(data, Options(20) with { CheckpointEvery = 2 }, Dir("snapshots"), resume: false, backend: null,
+            report: e => { if (e is CheckpointWritten c) reported.Add(c.SnapshotPath); }, CancellationToken.None, new SnapshotPolicy(folder, Retention: 4));
+
+        Assert.Equal(10, reported.Count);
+        Assert.All(reported, path => Assert.StartsWith(folder, path));
+        var kept = LocalRun.SnapshotSteps(folder);
+        Assert.Equal(4, kept.Count);
+        Assert.Equal((0L, 20L), (kept[0], kept[^1]));
+        // The last snapshot is the finished set; the first is the start, before any step.
+        var (last, _) = SafetensorsFile.Read(Path.Combine(folder, LocalRun.SnapshotFileName(20)));
+        var (distilled, metadata) = SafetensorsFile.Read(Path.Combine(Dir("snapshots"), LocalRun.DistilledFile));
+        Assert.Equal(distilled["images_pixels"].Data, last["images_pixels"].Data);
+        var (first, firstMetadata) = SafetensorsFile.Read(Path.Combine(folder, LocalRun.SnapshotFileName(0)));
+        Assert.Equal("0", firstMetadata["distill.step"]);
+        Assert.NotEqual(first["images"].Data, last["images"].Data);
+        Assert.Equal(metadata["distill.class_names"], firstMetadata["distill.class_names"]);
+    }
+
+    [Fact]
+    public void Execute_WithoutSnapshotPolicy_WritesNoSnapshots()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
+        LocalRun.Execute(data, Options(4), Dir("plain"), resume: false);
+        Assert.False(Directory.Exists(Path.Combine(Dir("plain"), LocalRun.SnapshotsFolder)));
+    }
+
+    [Fact]
     public void Execute_ResumedAfterInterruption_EndsWithTheUninterruptedSupportSet()
     {
         using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
