@@ -5,6 +5,7 @@ using Distill.Core.Output;
 using Distill.Core.Preprocessing;
 using Distill.Core.Runs;
 using Distill.Core.Tests;
+using Distill.DistillerService.Runs;
 using Distill.Protos.Distiller.V1;
 using Grpc.Core;
 using SkiaSharp;
@@ -249,7 +250,7 @@ public class RunTests
         var events = await cluster.WatchToEndAsync(run.Name);
 
         Assert.Equal(RunState.Succeeded, events[^1].State.State);
-        Assert.Equal(events.Count, database.Count($"SELECT COUNT(*) FROM events WHERE run_id = '{run.Name}'"));
+        Assert.Equal(events.Count, database.Count($"SELECT COUNT(*) FROM events WHERE run_id = '{RunNames.Id(run.Name)}'"));
         Assert.Equal(1, database.Count("SELECT COUNT(*) FROM runs"));
         Assert.False(File.Exists(Path.Combine(cluster.DataFolder, "distiller.db")));
     }
