@@ -77,6 +77,35 @@ public sealed class DatasetTests : IDisposable
     }
 
     [Fact]
+    public async Task RegisterDataset_HeaderDeclaringMoreThanTheBudget_IsRefusedAtOnceWithAQuotaFailure()
+    {
+        // The reported case: a small gzip file whose header declares 4,000,000 images of 28x28.
+        WriteTinyIdx(Path.Combine(_root.FullName, "huge"));
+        var images = Path.Combine(_root.FullName, "huge", "train-images-idx3-ubyte.gz");
+        using (var file = File.Create(images))
+        using (var gzip = new GZipStream(file, CompressionLevel.Fastest))
+        {
+            foreach (var v in new[] { 0x803, 4_000_000, 28, 28 })
+                gzip.Write(BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v)));
+            gzip.Write(new byte[1 << 20]);
+        }
+        await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["KernelService:DataRoot"] = _root.FullName, ["KernelService:MaxDatasetElements"] = "100000000",
+        });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest { Path = "huge" }).ResponseAsync);
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        var status = error.GetRpcStatus()!;
+        Assert.Equal("KernelService:MaxDatasetElements", Assert.Single(status.GetDetail<Google.Rpc.QuotaFailure>()!.Violations).Subject);
+        Assert.Equal("DATASET_BUDGET_EXCEEDED", status.GetDetail<Google.Rpc.ErrorInfo>()!.Reason);
+        Assert.Contains("4000000 images of 28x28", error.Status.Detail);
+        Assert.DoesNotContain(_root.FullName, error.Status.Detail);
+        Assert.Equal(0, (await server.Client.GetServerInfoAsync(new GetServerInfoRequest())).DatasetCount);
+    }
+
+    [Fact]
     public async Task UploadDataset_InChunks_KeepsRowsAndLabelsInOrder()
     {
         await using var server = await LoopbackKernelServer.StartAsync();

@@ -30,40 +30,42 @@ public static class CifarBinaryReader
     private const int Cifar100CoarseClasses = 20;
 
     /// <summary>Reads data_batch_1..5.bin and test_batch.bin (each optionally .gz); the dataset is named after the directory.</summary>
-    public static ImageDataset ReadCifar10Directory(string dir)
+    public static ImageDataset ReadCifar10Directory(string dir, DatasetReadBudget? budget = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
         DatasetFile.RequireDirectory(dir, "CIFAR-10 dataset");
         string[] required = [.. Cifar10TrainFiles, Cifar10TestFile];
         string[] paths = FindAll(dir, required, "CIFAR-10");
         var classNames = ReadClassNames(dir, Cifar10MetaFile, 10) ?? Cifar10ClassNames;
-        var train = ReadCifar10(paths[..^1], classNames);
-        var test = ReadCifar10([paths[^1]], classNames);
+        var train = ReadCifar10(paths[..^1], classNames, budget);
+        var test = ReadCifar10([paths[^1]], classNames, budget);
         return new ImageDataset(DatasetFile.DirectoryName(dir), train, test);
     }
 
     /// <summary>Reads train.bin and test.bin (each optionally .gz) with fine labels; the dataset is named after the directory.</summary>
-    public static ImageDataset ReadCifar100Directory(string dir)
+    public static ImageDataset ReadCifar100Directory(string dir, DatasetReadBudget? budget = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
         DatasetFile.RequireDirectory(dir, "CIFAR-100 dataset");
         string[] paths = FindAll(dir, [Cifar100TrainFile, Cifar100TestFile], "CIFAR-100");
         var classNames = ReadClassNames(dir, Cifar100MetaFile, 100) ?? DatasetFile.NumberNames(100);
-        var train = ReadCifar100(paths[0], classNames);
-        var test = ReadCifar100(paths[1], classNames);
+        var train = ReadCifar100(paths[0], classNames, budget);
+        var test = ReadCifar100(paths[1], classNames, budget);
         return new ImageDataset(DatasetFile.DirectoryName(dir), train, test);
     }
 
     /// <summary>Reads and concatenates CIFAR-10 batch files, in the order given.</summary>
-    public static LabeledImages ReadCifar10(IReadOnlyList<string> batchPaths, IReadOnlyList<string>? classNames = null) =>
-        ReadRecords(batchPaths, "CIFAR-10", Cifar10RecordSize, classNames ?? Cifar10ClassNames);
+    public static LabeledImages ReadCifar10(IReadOnlyList<string> batchPaths, IReadOnlyList<string>? classNames = null, DatasetReadBudget? budget = null) =>
+        ReadRecords(batchPaths, "CIFAR-10", Cifar10RecordSize, classNames ?? Cifar10ClassNames, budget);
 
     /// <summary>Reads a CIFAR-100 file, keeping the fine label of each record.</summary>
-    public static LabeledImages ReadCifar100(string path, IReadOnlyList<string>? classNames = null) =>
-        ReadRecords([path], "CIFAR-100", Cifar100RecordSize, classNames ?? DatasetFile.NumberNames(100));
+    public static LabeledImages ReadCifar100(string path, IReadOnlyList<string>? classNames = null, DatasetReadBudget? budget = null) =>
+        ReadRecords([path], "CIFAR-100", Cifar100RecordSize, classNames ?? DatasetFile.NumberNames(100), budget);
 
-    private static LabeledImages ReadRecords(IReadOnlyList<string> paths, string format, int recordSize, IReadOnlyList<string> classNames)
+    private static LabeledImages ReadRecords(IReadOnlyList<string> paths, string format, int recordSize, IReadOnlyList<string> classNames,
+        DatasetReadBudget? budget = null)
     {
+        budget ??= DatasetReadBudget.Unlimited;
         ArgumentNullException.ThrowIfNull(paths);
         if (paths.Count == 0)
             throw new ArgumentException("at least one file is required", nameof(paths));
@@ -73,13 +75,17 @@ public static class CifarBinaryReader
         int total = 0;
         for (int f = 0; f < paths.Count; f++)
         {
-            byte[] bytes = DatasetFile.ReadAllBytes(paths[f]);
+            // Whole records that the budget still allows: a longer file is refused before or while it is read.
+            long cap = budget.Left >= Array.MaxLength / recordSize * (long)ImageBytes ? Array.MaxLength : budget.Left / ImageBytes * recordSize + recordSize - 1;
+            var path = paths[f];
+            byte[] bytes = DatasetFile.ReadAllBytes(path, cap, length => budget.Exceeded(path, length / recordSize * ImageBytes, $"{length / recordSize} or more {format} records"));
             if (bytes.Length == 0)
                 throw new DatasetFormatException(paths[f], $"is empty; expected {format} records of {recordSize} bytes");
             if (bytes.Length % recordSize != 0)
                 throw new DatasetFormatException(paths[f],
                     $"length {bytes.Length} bytes is not a multiple of the {recordSize}-byte {format} record size ({bytes.Length / recordSize} whole records and {bytes.Length % recordSize} bytes left over)");
             int records = bytes.Length / recordSize;
+            budget.Take(path, (long)records * ImageBytes, $"{records} {format} records");
             ValidateLabels(paths[f], bytes, records, recordSize, labelOffset, classNames.Count);
             files[f] = bytes;
             total = checked(total + records);

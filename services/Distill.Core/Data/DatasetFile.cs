@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.IO.Compression;
 
 namespace Distill.Core.Data;
@@ -11,26 +10,32 @@ internal static class DatasetFile
 
     private const int ParallelChunk = 1 << 20;
 
-    /// <summary>The file's bytes, decompressed when it starts with the gzip magic (whatever its extension).</summary>
-    public static byte[] ReadAllBytes(string path)
+    /// <summary>
+    /// The file's bytes, decompressed when it starts with the gzip magic (whatever its
+    /// extension), never more than <paramref name="maxBytes"/>: a longer file, or a gzip
+    /// stream that inflates past it, fails with <paramref name="tooLong"/> as soon as it
+    /// is seen, having read at most the cap. The callback gets the length seen: the file's
+    /// exact length when it is not compressed, else a lower bound.
+    /// </summary>
+    public static byte[] ReadAllBytes(string path, long maxBytes, Func<long, Exception> tooLong)
     {
-        byte[] raw = File.ReadAllBytes(path);
-        return IsGzip(raw) ? Gunzip(path, raw) : raw;
-    }
-
-    public static bool IsGzip(ReadOnlySpan<byte> bytes) => bytes.Length >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
-
-    private static byte[] Gunzip(string path, byte[] compressed)
-    {
-        // The gzip trailer stores the uncompressed size mod 2^32; used only as a capacity hint,
-        // capped by deflate's maximum ratio so a corrupt trailer cannot force a huge allocation.
-        long hint = compressed.Length >= 18 ? BinaryPrimitives.ReadUInt32LittleEndian(compressed.AsSpan(compressed.Length - 4)) : 0;
-        hint = Math.Min(hint, Math.Min((long)compressed.Length * 1032, Array.MaxLength));
-        using var output = new MemoryStream((int)hint);
+        using var file = File.OpenRead(path);
+        var magic = new byte[2];
+        var gzip = file.Read(magic) == 2 && IsGzip(magic);
+        file.Position = 0;
+        if (!gzip && file.Length > maxBytes) throw tooLong(file.Length);
+        using var source = gzip ? new GZipStream(file, CompressionMode.Decompress) : (Stream)file;
+        var cap = Math.Min(maxBytes, Array.MaxLength);
+        using var output = new MemoryStream(gzip ? (int)Math.Min(cap, 1 << 20) : (int)file.Length);
+        var buffer = new byte[1 << 16];
         try
         {
-            using var gzip = new GZipStream(new MemoryStream(compressed, writable: false), CompressionMode.Decompress);
-            gzip.CopyTo(output);
+            int read;
+            while ((read = source.Read(buffer)) > 0)
+            {
+                if (output.Length + read > cap) throw tooLong(output.Length + read);
+                output.Write(buffer, 0, read);
+            }
         }
         catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
         {
@@ -38,6 +43,40 @@ internal static class DatasetFile
         }
         return output.Length == output.Capacity ? output.GetBuffer() : output.ToArray();
     }
+
+    /// <summary>The whole file, within the limits of a .NET array.</summary>
+    public static byte[] ReadAllBytes(string path) =>
+        ReadAllBytes(path, Array.MaxLength, length => new DatasetFormatException(path, $"is larger than {Array.MaxLength} bytes ({length} read)"));
+
+    /// <summary>The first <paramref name="count"/> bytes (fewer if the file is shorter), decompressed when gzipped.</summary>
+    public static byte[] ReadPrefix(string path, int count)
+    {
+        using var file = File.OpenRead(path);
+        var magic = new byte[2];
+        var gzip = file.Read(magic) == 2 && IsGzip(magic);
+        file.Position = 0;
+        using var source = gzip ? new GZipStream(file, CompressionMode.Decompress) : (Stream)file;
+        var prefix = new byte[count];
+        try
+        {
+            int total = 0, read;
+            while (total < count && (read = source.Read(prefix, total, count - total)) > 0) total += read;
+            return total == count ? prefix : prefix[..total];
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
+        {
+            throw new DatasetFormatException(path, $"is not a valid gzip stream ({ex.Message})", ex);
+        }
+    }
+
+    public static bool IsGzipFile(string path)
+    {
+        using var file = File.OpenRead(path);
+        var magic = new byte[2];
+        return file.Read(magic) == 2 && IsGzip(magic);
+    }
+
+    public static bool IsGzip(ReadOnlySpan<byte> bytes) => bytes.Length >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
 
     /// <summary><paramref name="baseName"/> in <paramref name="directory"/>, or its .gz variant, or null.</summary>
     public static string? FindPlainOrGzip(string directory, string baseName)

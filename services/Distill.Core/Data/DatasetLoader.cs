@@ -22,7 +22,8 @@ public static class DatasetLoader
     /// Loads the dataset in directory <paramref name="path"/>, named after the directory.
     /// <paramref name="format"/> is one of <see cref="Formats"/>, or null to detect it.
     /// </summary>
-    public static ImageDataset Load(string path, string? format = null)
+    /// <paramref name="budget"/> bounds the pixel values read in all; each file's declared size is checked before its body is read.
+    public static ImageDataset Load(string path, string? format = null, DatasetReadBudget? budget = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string? requested = format is null ? null : NormalizeFormat(path, format);
@@ -33,10 +34,10 @@ public static class DatasetLoader
         string name = DatasetFile.DirectoryName(path);
         return resolved switch
         {
-            IdxFormat => IdxReader.ReadDirectory(path, name),
-            Cifar10Format => CifarBinaryReader.ReadCifar10Directory(path),
-            Cifar100Format => CifarBinaryReader.ReadCifar100Directory(path),
-            _ => ImageFolderReader.Read(path, name),
+            IdxFormat => IdxReader.ReadDirectory(path, name, budget),
+            Cifar10Format => CifarBinaryReader.ReadCifar10Directory(path, budget),
+            Cifar100Format => CifarBinaryReader.ReadCifar100Directory(path, budget),
+            _ => ImageFolderReader.Read(path, name, budget),
         };
     }
 

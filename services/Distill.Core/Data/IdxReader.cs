@@ -21,8 +21,11 @@ public static class IdxReader
 
     private const byte UnsignedByteType = 0x08;
 
-    /// <summary>Reads one split from an image file and a label file; class names default to "0".."9".</summary>
-    public static LabeledImages Read(string imagesPath, string labelsPath, IReadOnlyList<string>? classNames = null)
+    /// <summary>
+    /// Reads one split from an image file and a label file; class names default to "0".."9".
+    /// The images' declared size is taken from <paramref name="budget"/> before their body is read.
+    /// </summary>
+    public static LabeledImages Read(string imagesPath, string labelsPath, IReadOnlyList<string>? classNames = null, DatasetReadBudget? budget = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(imagesPath);
         ArgumentException.ThrowIfNullOrEmpty(labelsPath);
@@ -30,16 +33,15 @@ public static class IdxReader
         if (classNames.Count == 0)
             throw new ArgumentException("at least one class name is required", nameof(classNames));
 
-        byte[] imageBytes = DatasetFile.ReadAllBytes(imagesPath);
-        int[] imageDims = ReadHeader(imagesPath, imageBytes, ImageMagic, "image");
+        var (imageDims, imageBytes) = ReadFile(imagesPath, ImageMagic, "image", budget ?? DatasetReadBudget.Unlimited);
         int count = imageDims[0], height = imageDims[1], width = imageDims[2];
         if (height == 0 || width == 0)
             throw new DatasetFormatException(imagesPath, $"image size {height}x{width} is empty");
 
-        byte[] labelBytes = DatasetFile.ReadAllBytes(labelsPath);
-        int labelCount = ReadHeader(labelsPath, labelBytes, LabelMagic, "label")[0];
+        var (labelDims, labelBytes) = ReadFile(labelsPath, LabelMagic, "label", DatasetReadBudget.Unlimited);
+        int labelCount = labelDims[0];
         if (labelCount != count)
-            throw new DatasetFormatException(labelsPath, $"has {labelCount} labels but {imagesPath} has {count} images");
+            throw new DatasetFormatException(labelsPath, $"has {labelCount} labels but {Path.GetFileName(imagesPath)} has {count} images");
 
         const int labelOffset = 8;
         var labels = new int[count];
@@ -62,7 +64,7 @@ public static class IdxReader
     /// Reads a directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
     /// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each optionally gzipped.
     /// </summary>
-    public static ImageDataset ReadDirectory(string dir, string name)
+    public static ImageDataset ReadDirectory(string dir, string name, DatasetReadBudget? budget = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
         DatasetFile.RequireDirectory(dir, "IDX dataset");
@@ -72,47 +74,56 @@ public static class IdxReader
             throw new DatasetFormatException(dir,
                 $"missing IDX files: {string.Join(", ", missing)} (an IDX dataset needs all of {string.Join(", ", DirectoryFiles.Select(f => f + "[.gz]"))})");
 
-        var train = Read(found[0]!, found[1]!);
-        var test = Read(found[2]!, found[3]!);
+        budget ??= DatasetReadBudget.Unlimited;
+        var train = Read(found[0]!, found[1]!, budget: budget);
+        var test = Read(found[2]!, found[3]!, budget: budget);
         if (test.Height != train.Height || test.Width != train.Width)
             throw new DatasetFormatException(found[2]!, $"test images are {test.Height}x{test.Width} but the train images in {found[0]} are {train.Height}x{train.Width}");
         return new ImageDataset(name, train, test);
     }
 
-    /// <summary>Validates the header against the expected magic and the exact file length; returns the dimensions.</summary>
-    private static int[] ReadHeader(string path, byte[] bytes, uint expectedMagic, string kind)
+    /// <summary>
+    /// The header's dimensions and the whole file, read in that order: the header first (its
+    /// magic checked and its declared size taken from <paramref name="budget"/>), then the body,
+    /// never more than the header declares, so a lying header cannot fill memory.
+    /// </summary>
+    private static (int[] Dims, byte[] Bytes) ReadFile(string path, uint expectedMagic, string kind, DatasetReadBudget budget)
     {
         int dimensionCount = (int)(expectedMagic & 0xff);
         int headerLength = 4 + 4 * dimensionCount;
-        if (bytes.Length < 4)
-            throw new DatasetFormatException(path, $"truncated: {bytes.Length} bytes is too short for an IDX {kind} header ({headerLength} bytes)");
+        byte[] header = DatasetFile.ReadPrefix(path, headerLength);
+        if (header.Length < 4)
+            throw new DatasetFormatException(path, $"truncated: {header.Length} bytes is too short for an IDX {kind} header ({headerLength} bytes)");
 
-        uint magic = BinaryPrimitives.ReadUInt32BigEndian(bytes);
-        if (magic >> 16 == 0 && bytes[2] != UnsignedByteType)
-            throw new DatasetFormatException(path, $"data type 0x{bytes[2]:X2} is not supported; only unsigned byte (0x08) IDX files can be read");
+        uint magic = BinaryPrimitives.ReadUInt32BigEndian(header);
+        if (magic >> 16 == 0 && header[2] != UnsignedByteType)
+            throw new DatasetFormatException(path, $"data type 0x{header[2]:X2} is not supported; only unsigned byte (0x08) IDX files can be read");
         if (magic != expectedMagic)
             throw new DatasetFormatException(path, $"expected magic 0x{expectedMagic:X8} for an IDX {kind} file, found 0x{magic:X8}");
-        if (bytes.Length < headerLength)
-            throw new DatasetFormatException(path, $"truncated: expected a {headerLength}-byte IDX {kind} header, found {bytes.Length} bytes");
+        if (header.Length < headerLength)
+            throw new DatasetFormatException(path, $"truncated: expected a {headerLength}-byte IDX {kind} header, found {header.Length} bytes");
 
         var dims = new int[dimensionCount];
         // Int128 because a corrupt header can promise more than long can count.
-        Int128 expectedLength = 1;
+        Int128 bodyLength = 1;
         for (int d = 0; d < dimensionCount; d++)
         {
-            uint size = BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(4 + 4 * d));
+            uint size = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(4 + 4 * d));
             if (size > int.MaxValue)
                 throw new DatasetFormatException(path, $"dimension {d} has implausible size {size}");
             dims[d] = (int)size;
-            expectedLength *= size;
+            bodyLength *= size;
         }
-        expectedLength += headerLength;
-
         string promised = kind == "image" ? $"{dims[0]} images of {dims[1]}x{dims[2]}" : $"{dims[0]} labels";
+        budget.Take(path, (long)Int128.Min(bodyLength, long.MaxValue), $"the header declares {promised}");
+        if (bodyLength > Array.MaxLength - headerLength)
+            throw new DatasetFormatException(path, $"the header promises {promised}, more than one file can hold");
+
+        long expectedLength = (long)bodyLength + headerLength;
+        byte[] bytes = DatasetFile.ReadAllBytes(path, expectedLength, length => new DatasetFormatException(path,
+            $"has {(DatasetFile.IsGzipFile(path) ? "at least " : "")}{length - expectedLength} trailing bytes: the header promises {promised}, expected {expectedLength} bytes but the file has more"));
         if (bytes.Length < expectedLength)
             throw new DatasetFormatException(path, $"truncated: the header promises {promised}, expected {expectedLength} bytes but the file has {bytes.Length}");
-        if (bytes.Length > expectedLength)
-            throw new DatasetFormatException(path, $"has {bytes.Length - expectedLength} trailing bytes: the header promises {promised}, expected {expectedLength} bytes but the file has {bytes.Length}");
-        return dims;
+        return (dims, bytes);
     }
 }

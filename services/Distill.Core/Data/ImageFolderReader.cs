@@ -17,7 +17,7 @@ public static class ImageFolderReader
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg"];
 
     /// <summary>Reads root/train and root/test into one dataset with shared classes, size and channel count.</summary>
-    public static ImageDataset Read(string root, string name)
+    public static ImageDataset Read(string root, string name, DatasetReadBudget? budget = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(root);
         DatasetFile.RequireDirectory(root, "image-folder dataset");
@@ -37,6 +37,9 @@ public static class ImageFolderReader
         var test = ListImages(testDir, classNames);
         var all = train.Files.Concat(test.Files).ToArray();
         var shape = Probe(all);
+        // Headers only so far: the decoded pixels are counted before any is decoded.
+        (budget ?? DatasetReadBudget.Unlimited).Take(root, (long)all.Length * shape.Channels * shape.Height * shape.Width,
+            $"{all.Length} images of {shape.Channels}x{shape.Height}x{shape.Width}");
         var trainImages = Decode(train, shape, classNames, 0);
         var testImages = Decode(test, shape, classNames, train.Files.Count);
         return new ImageDataset(name, trainImages, testImages);

@@ -56,7 +56,11 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options, Time
             throw new StateConflictException(ErrorReasons.DataRootNotConfigured, "KernelService:DataRoot",
                 "path registration is disabled: the server has no KernelService:DataRoot (use UploadDataset)");
         var full = DataRoot.Resolve(root, path);
-        var dataset = DatasetLoader.Load(full, format);
+        DropExpired();
+        // Each pixel becomes one element of the dataset: a file that declares more than the budget
+        // has left is refused from its header, before its body is read or decompressed.
+        var budget = new DatasetReadBudget(Math.Max(0, options.Value.MaxDatasetElements - Elements), "KernelService:MaxDatasetElements");
+        var dataset = DatasetLoader.Load(full, format, budget);
         var prepared = PreparedDataset.Prepare(dataset, preprocessing);
         return Add(RegisteredDataset.FromPrepared(NewId(), prepared, preprocessing, time.GetUtcNow(), leaseTtl));
     }

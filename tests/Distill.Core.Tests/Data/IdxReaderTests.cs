@@ -183,4 +183,39 @@ public sealed class IdxReaderTests : IDisposable
         Assert.Contains("3x2", ex.Message);
         Assert.Contains("2x3", ex.Message);
     }
+
+    [Fact]
+    public void Read_HeaderDeclaringMoreThanTheBudget_IsRefusedBeforeTheBodyIsRead()
+    {
+        // 4,000,000 images of 28x28 declared (3.1 GB), a body of three bytes, gzipped: had the
+        // reader decompressed first, it would fail as truncated, not as over the limit.
+        byte[] header = IdxImages(3, 2, 3, Pixels)[..16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(4), 4_000_000);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(8), 28);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(12), 28);
+        string images = _dir.Write("images-idx3-ubyte.gz", Gzip([.. header, 1, 2, 3]));
+        string labels = _dir.Write("labels-idx1-ubyte", IdxLabels(0, 1, 2));
+
+        var ex = Assert.Throws<Distill.Core.Errors.LimitExceededException>(() =>
+            IdxReader.Read(images, labels, budget: new DatasetReadBudget(1_000_000, "test:limit")));
+
+        Assert.Equal("test:limit", ex.Subject);
+        Assert.Contains("4000000 images of 28x28", ex.Message);
+    }
+
+    [Fact]
+    public void Read_GzipInflatingPastTheHeader_StopsAtTheDeclaredSize()
+    {
+        // A gzip bomb behind an honest-looking header: 3 images declared, 50 MB of zeros inflated.
+        var body = new byte[50 << 20];
+        string images = _dir.Write("images-idx3-ubyte.gz", Gzip([.. IdxImages(3, 2, 3, Pixels), .. body]));
+        string labels = _dir.Write("labels-idx1-ubyte", IdxLabels(0, 1, 2));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        var ex = Assert.Throws<DatasetFormatException>(() => IdxReader.Read(images, labels));
+
+        Assert.Contains("trailing bytes", ex.Message);
+        // The reader's buffers are tens of kilobytes; the bomb would be fifty megabytes.
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 4 << 20, "the reader inflated the whole stream");
+    }
 }
