@@ -20,8 +20,10 @@ public sealed class ApiKeyInterceptor(IOptions<ServerOptions> options) : CallInt
 
     private static bool Presented(Metadata headers, string key)
     {
-        var expected = Encoding.UTF8.GetBytes(key);
-        bool Matches(string? value) => value is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(value), expected);
+        // Hashes of equal length, so the comparison takes the same time whatever the presented
+        // key's length or content.
+        var expected = SHA256.HashData(Encoding.UTF8.GetBytes(key));
+        bool Matches(string? value) => value is not null && CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(value)), expected);
         var bearer = headers.GetValue("authorization");
         return Matches(headers.GetValue("x-api-key"))
             || (bearer is not null && bearer.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && Matches(bearer[7..].Trim()));
