@@ -149,12 +149,19 @@ if [ "$faults" = 1 ]; then
 wait_for "^step [0-9]+/$steps" 600
 first=$(steps_seen)
 log "killing ${kernels[0]} at step ~$first"
+seen=$(grep -c '^step ' "$submit_log")
 podman kill "${kernels[0]}" >/dev/null
-sleep 8
-wait_for "^step [0-9]+/$steps" 60
+# The run carries on over the other replica: a new progress line (every steps/10) arrives.
+for _ in $(seq 1 300); do
+  [ "$(grep -c '^step ' "$submit_log")" -gt "$seen" ] && break
+  grep -q '^result ' "$submit_log" && break
+  sleep 1
+done
+[ "$(grep -c '^step ' "$submit_log")" -gt "$seen" ] || { cat "$submit_log" >&2; log "no progress after killing ${kernels[0]}"; exit 1; }
+log "the run carried on over ${kernels[1]} (step ~$(steps_seen))"
 log "killing ${kernels[1]}"
 podman kill "${kernels[1]}" >/dev/null
-wait_for "state Paused" 120
+wait_for "state Paused" 300
 log "run paused; starting the kernel containers again"
 podman start "${kernels[@]}" >/dev/null
 paused=yes
