@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs one named benchmark case and prints, as its last line, space-separated key=value
 # pairs: case=... test_accuracy=... steps=... seconds=... steps_per_second=... peak_rss_mb=...
-# The step-* cases time two implementations in the same invocation and print ratio=.
+# The step-* cases time two implementations in the same invocation and print ratio=;
+# compose-e2e prints the run through the containers (deploy/containers/test-compose.sh,
+# undisturbed) and ratio= its steps/s over the same run on bare processes.
 #
 #   bench/run.sh --list
 #   bench/run.sh CASE            data from $DISTILL_DATA (default: ../shared/datasets)
@@ -24,6 +26,7 @@ cases=(
   "step-fc-100-f32|none|step-benchmark --support 100 --steps 200 --minimal-kernel-dtype float32|"
   "step-pytorch-10|pytorch|--support 10 --steps 40 --rounds 5|"
   "step-pytorch-100|pytorch|--support 100 --steps 40 --rounds 5|"
+  "compose-e2e|compose|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
@@ -103,7 +106,7 @@ submit() {
   "${cli[@]}" submit --distiller "http://127.0.0.1:$1" --dataset mnist $arguments | tee -a "$log"
 }
 
-if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ]; then
+if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ] || [ "$dataset" = compose ]; then
   dir="$data/mnist"
   [ -e "$dir/train-images-idx3-ubyte.gz" ] || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; }
   build services/Distill.KernelService
@@ -122,6 +125,26 @@ elif [ "$dataset" = e2e ]; then
   start_service Distill.DistillerService "$((base + 1))" --Distiller:DataRoot="$data" \
     --Distiller:DataFolder="$repo/.cache/bench/$name.state" --Distiller:KernelServices:0="http://127.0.0.1:$base"
   submit "$((base + 1))"
+elif [ "$dataset" = compose ]; then
+  # The same run twice: through the containers (two kernel replicas, compose), then on bare
+  # processes shaped alike (two kernel services, one distiller) on this host.
+  steps="$(sed -E 's/.*--steps ([0-9]+).*/\1/' <<<"$arguments")"
+  DISTILL_E2E_FAULTS=0 DISTILL_E2E_STEPS="$steps" DISTILL_DATA="$data" deploy/containers/test-compose.sh 2>&1 | tee "$repo/.cache/bench/$name.containers.log"
+  containers="$(grep '^compose-e2e ' "$repo/.cache/bench/$name.containers.log" || true)"
+  [ -n "$containers" ] || { echo "bench/run.sh: the container run failed (log: .cache/bench/$name.containers.log)" >&2; exit 1; }
+  rm -rf "$repo/.cache/bench/$name.state"
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$data" --KernelService:MaxConcurrentRequests=2
+  start_service Distill.KernelService "$((base + 1))" --KernelService:DataRoot="$data" --KernelService:MaxConcurrentRequests=2
+  start_service Distill.DistillerService "$((base + 2))" --Distiller:DataRoot="$data" \
+    --Distiller:DataFolder="$repo/.cache/bench/$name.state" --Distiller:KernelServices:0="http://127.0.0.1:$base" \
+    --Distiller:KernelServices:1="http://127.0.0.1:$((base + 1))"
+  "${cli[@]}" submit --distiller "http://127.0.0.1:$((base + 2))" --dataset mnist $arguments | sed 's/^result /bare_result /' | tee -a "$log"
+  bare_sps="$(grep '^bare_result ' "$log" | sed -E 's/.* steps_per_second=([0-9.]+).*/\1/')"
+  c_acc="$(sed -E 's/.* accuracy=([0-9.]+).*/\1/' <<<"$containers")"
+  c_sps="$(sed -E 's/.* steps_per_second=([0-9.]+).*/\1/' <<<"$containers")"
+  c_sec="$(sed -E 's/.* seconds=([0-9.]+).*/\1/' <<<"$containers")"
+  ratio="$(awk -v a="$c_sps" -v b="$bare_sps" 'BEGIN { printf "%.3f", a / b }')"
+  echo "result state=Succeeded test_accuracy=$c_acc steps=$steps seconds=$c_sec steps_per_second=$c_sps bare_steps_per_second=$bare_sps ratio=$ratio" >>"$log"
 elif [ "$dataset" = scale ]; then
   # Two kernel services of one thread each against one such service, on the same run. Each
   # side has its own distiller, warmed by a short run (the first steps of a fresh process

@@ -26,6 +26,28 @@ public class ServerInfoTests
         Assert.False(info.DataRootConfigured);
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("auto")]
+    public async Task GetServerInfo_ReportsTheConfiguredDeviceAsResolved(string device)
+    {
+        // This build links TorchSharp-cpu: auto resolves to the CPU, and the report says so.
+        await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:Device"] = device });
+        var info = await server.Client.GetServerInfoAsync(new GetServerInfoRequest());
+        Assert.Equal("cpu", info.Device);
+    }
+
+    [Theory]
+    [InlineData("cuda", "CUDA is not available")]
+    [InlineData("cuda:1", "CUDA is not available")]
+    [InlineData("gpu", "not a device")]
+    public async Task Device_UnusableOrMisspelt_RefusesToStart_NamingTheSetting(string device, string reason)
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:Device"] = device }));
+        Assert.Contains("KernelService:Device", error.Message);
+        Assert.Contains(reason, error.Message);
+    }
+
     [Fact]
     public async Task Metrics_CountRequestsByMethodAndStatus()
     {

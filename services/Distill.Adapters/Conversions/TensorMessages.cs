@@ -1,4 +1,5 @@
 using Distill.Core.Errors;
+using Distill.Core.Runtime;
 using Google.Protobuf;
 using static TorchSharp.torch;
 using DataType = Distill.Protos.Kernel.V1.DataType;
@@ -19,7 +20,8 @@ public static class TensorMessages
         using var scope = NewDisposeScope();
         var message = new TensorMessage { Dtype = dtype == DataType.Float32 ? DataType.Float32 : DataType.Float64 };
         message.Shape.AddRange(shape ?? tensor.shape);
-        var contiguous = tensor.detach().to_type(message.Dtype == DataType.Float32 ? ScalarType.Float32 : ScalarType.Float64).contiguous();
+        // Results leave the device here, at the service edge.
+        var contiguous = tensor.detach().cpu().to_type(message.Dtype == DataType.Float32 ? ScalarType.Float32 : ScalarType.Float64).contiguous();
         if (shape is not null && shape.Aggregate(1L, (a, b) => a * b) != contiguous.numel())
             throw new ArgumentException($"shape [{string.Join(",", shape)}] does not hold the tensor's {contiguous.numel()} elements");
         // One copy, straight from the tensor's storage.
@@ -71,7 +73,7 @@ public static class TensorMessages
                 throw new InvalidFieldException($"{field}.data", "contains NaN or infinite values");
             }
         }
-        return result;
+        return result.MoveToComputeDevice();
     }
 
     /// <summary>Bytes per element of a result dtype (float64 unless float32 is asked for).</summary>

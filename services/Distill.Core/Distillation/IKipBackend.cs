@@ -31,7 +31,7 @@ public sealed class InProcessKipBackend(PreparedDataset data, KernelSpec kernel,
         CancellationToken cancellation)
     {
         using var scope = NewDisposeScope();
-        var index = tensor(targetIndices, dtype: ScalarType.Int64);
+        var index = tensor(targetIndices, dtype: ScalarType.Int64, device: data.TrainImages.device);
         var result = new KipObjective(_kernel, regularization).ShardStep(supportImages, supportLabels,
             data.TrainImages.index_select(0, index), data.TrainTargets.index_select(0, index), targetIndices.Length, wantLabelGradient);
         result.Reduction.MoveToOuterDisposeScope();

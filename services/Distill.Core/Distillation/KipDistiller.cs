@@ -113,7 +113,8 @@ public sealed class KipDistiller : IDisposable
         if (options.Initialization == SupportInitialization.Noise)
         {
             var generator = new Generator((ulong)TargetSampler.StreamSeed(options.Seed, -1, 1));
-            return (randn(classes.Length, data.TrainImages.shape[1], dtype: ScalarType.Float64, generator: generator), classes);
+            // Drawn on the host so that every device starts from the same support set.
+            return (randn(classes.Length, data.TrainImages.shape[1], dtype: ScalarType.Float64, generator: generator).to(data.TrainImages.device), classes);
         }
 
         var sampler = new TargetSampler(data.TrainLabels, data.ClassCount, options.Seed);
@@ -122,7 +123,7 @@ public sealed class KipDistiller : IDisposable
         for (int c = 0; c < data.ClassCount; c++)
             if (drawn.Count(x => x == c) < options.SupportPerClass)
                 throw new InvalidFieldException("support_per_class", $"class {c} has only {drawn.Count(x => x == c)} training images, {options.SupportPerClass} requested");
-        return (data.TrainImages.index_select(0, tensor(indices, dtype: ScalarType.Int64)), drawn);
+        return (data.TrainImages.index_select(0, tensor(indices, dtype: ScalarType.Int64, device: data.TrainImages.device)), drawn);
     }
 
     public void Dispose()

@@ -75,7 +75,7 @@ public sealed class KipObjective
         var (factor, method) = KernelRidgeRegression.Factor(kss.Value, ridgeValue);
         Tensor SolveA(Tensor rhs) => factor is not null
             ? cholesky_solve(rhs, factor)
-            : linalg.solve(kss.Value.add(eye(ns, dtype: kss.Value.dtype).mul(ridge)), rhs);
+            : linalg.solve(kss.Value.add(eye(ns, dtype: kss.Value.dtype, device: kss.Value.device).mul(ridge)), rhs);
 
         var alpha = SolveA(supportLabels);
         var residual = kts.Value.matmul(alpha).sub_(targetLabels);
@@ -84,7 +84,7 @@ public sealed class KipObjective
         var beta = SolveA(reduction.mul(scaleScalar));
         var costTs = residual.mul(scaleScalar).matmul(alpha.t());
         var ridgeGrad = beta.mul(alpha).sum().neg().mul(ridgeScale);
-        var costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kss.Value.dtype).mul(ridgeGrad));
+        var costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kss.Value.dtype, device: kss.Value.device).mul(ridgeGrad));
 
         var gradient = kts.Backward(costTs, wantGrad1: false).Grad2!.add_(kss.Backward(costSs).Grad1!);
         return new KipShardResult

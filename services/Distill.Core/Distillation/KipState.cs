@@ -90,10 +90,10 @@ public sealed record KipState(
     }
 
     private static SafetensorsTensor ToSafetensors(Tensor t) =>
-        SafetensorsTensor.FromDoubles(t.contiguous().data<double>().ToArray(), t.shape);
+        SafetensorsTensor.FromDoubles(t.cpu().contiguous().data<double>().ToArray(), t.shape);
 
     private static Tensor FromSafetensors(SafetensorsTensor t) =>
-        tensor(t.ToDoubles(), t.Shape, dtype: ScalarType.Float64);
+        tensor(t.ToDoubles(), t.Shape, dtype: ScalarType.Float64, device: Runtime.TorchRuntime.TorchDevice);
 
     public void Dispose()
     {

@@ -36,8 +36,8 @@ public static class LabelSolver
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var ns = supportImages.shape[0];
-        var normal = zeros(ns, ns, dtype: ScalarType.Float64);
-        var projected = zeros(ns, targetLabels.shape[1], dtype: ScalarType.Float64);
+        var normal = zeros(ns, ns, dtype: ScalarType.Float64, device: supportImages.device);
+        var projected = zeros(ns, targetLabels.shape[1], dtype: ScalarType.Float64, device: supportImages.device);
         for (long start = 0; start < targetImages.shape[0]; start += blockRows)
         {
             using var blockScope = NewDisposeScope();
@@ -59,7 +59,7 @@ public static class LabelSolver
         var rho = solveRegularization * normal.trace().item<double>() / ns;
         var (solution, method) = KernelRidgeRegression.Solve(normal, rho, projected);
         var lambda = KernelRidgeRegression.Ridge(supportGram, regularization).item<double>();
-        var labels = supportGram.add(eye(ns, dtype: ScalarType.Float64).mul(lambda)).matmul(solution);
+        var labels = supportGram.add(eye(ns, dtype: ScalarType.Float64, device: supportGram.device).mul(lambda)).matmul(solution);
         return (labels.MoveToOuterDisposeScope(), method);
     }
 }

@@ -29,7 +29,7 @@ public static class KrrEvaluator
             var length = Math.Min(blockRows, n - start);
             var predictions = kernel.Compute(images.narrow(0, start, length), supportImages).matmul(alpha);
             squaredError += predictions.sub(targets.narrow(0, start, length)).square().sum().item<double>();
-            var predicted = predictions.argmax(1).data<long>().ToArray();
+            var predicted = predictions.argmax(1).cpu().data<long>().ToArray();
             for (int i = 0; i < predicted.Length; i++)
                 if (predicted[i] == labels[start + i]) correct++;
         }

@@ -34,8 +34,8 @@ public sealed class Preprocessor : IDisposable
     public int Height { get; }
     public int Width { get; }
     public int FeatureCount => Channels * Height * Width;
-    public double[] ChannelMean => _mean.data<double>().ToArray();
-    public double[] ChannelStd => _std.data<double>().ToArray();
+    public double[] ChannelMean => _mean.cpu().data<double>().ToArray();
+    public double[] ChannelStd => _std.cpu().data<double>().ToArray();
 
     public static Preprocessor Fit(LabeledImages train, PreprocessingSpec spec)
     {
@@ -52,8 +52,8 @@ public sealed class Preprocessor : IDisposable
         }
         else
         {
-            mean = zeros(train.Channels, dtype: ScalarType.Float64);
-            std = ones(train.Channels, dtype: ScalarType.Float64);
+            mean = zeros(train.Channels, dtype: ScalarType.Float64, device: pixels.device);
+            std = ones(train.Channels, dtype: ScalarType.Float64, device: pixels.device);
         }
 
         Tensor? whiten = null, unwhiten = null;
@@ -120,7 +120,7 @@ public sealed class Preprocessor : IDisposable
         pixels.sub(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1));
 
     private static Tensor ToTensor(LabeledImages images) =>
-        tensor(images.Pixels, [images.Count, images.Channels, images.Height, images.Width]).to_type(ScalarType.Float64);
+        tensor(images.Pixels, [images.Count, images.Channels, images.Height, images.Width], device: Runtime.TorchRuntime.TorchDevice).to_type(ScalarType.Float64);
 
     public void Dispose()
     {

@@ -178,9 +178,9 @@ public static class LocalRun
         var p = data.Preprocessor;
         long n = supportImages.shape[0];
         long[] shape = [n, p.Channels, p.Height, p.Width];
-        var preprocessed = supportImages.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
-        var pixels = p.Invert(supportImages).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
-        var labels = supportLabels.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var preprocessed = supportImages.to_type(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        var pixels = p.Invert(supportImages).to_type(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        var labels = supportLabels.to_type(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
 
         var metadata = new Dictionary<string, string>(p.Describe())
         {

@@ -34,11 +34,58 @@ public static partial class TorchRuntime
         }
     }
 
+    private static readonly object DeviceLock = new();
+    private static ComputeDevice _device = ComputeDevice.Cpu;
+    private static TorchSharp.torch.Device _torchDevice = CPU;
+
     /// <summary>
-    /// The device that computes. Every tensor of this engine lives on the CPU; a CUDA
-    /// device appears here only once datasets, Gram blocks and solves are placed on it.
+    /// The device that computes, as resolved by <see cref="UseDevice"/> (the CPU until a host
+    /// sets one). Datasets, Gram blocks, solves and gradients are created on it; values cross
+    /// to the host only where they leave the engine (messages, files, metrics).
     /// </summary>
-    public static string DeviceName => "cpu";
+    public static ComputeDevice Device
+    {
+        get { lock (DeviceLock) return _device; }
+    }
+
+    /// <summary>The TorchSharp device that new tensors are placed on.</summary>
+    public static TorchSharp.torch.Device TorchDevice
+    {
+        get { lock (DeviceLock) return _torchDevice; }
+    }
+
+    /// <summary>The name of the device that really computes: "cpu" or "cuda:N".</summary>
+    public static string DeviceName => Device.Name;
+
+    /// <summary>
+    /// Parses and resolves a device setting (auto, cpu, cuda, cuda:N) once, at start-up, and
+    /// makes it the process's compute device. Errors name <paramref name="settingName"/>.
+    /// </summary>
+    public static ComputeDevice UseDevice(string? setting, string settingName = "device")
+    {
+        var parsed = ComputeDevice.Parse(setting, settingName);
+        // Ask libtorch about CUDA only when the setting could use it: the CPU stays cheap.
+        var cudaAvailable = !parsed.Equals(ComputeDevice.Cpu) && cuda.is_available();
+        var resolved = parsed.Resolve(cudaAvailable, cudaAvailable ? cuda.device_count() : 0, settingName);
+        var torchDevice = resolved.IsCuda ? new TorchSharp.torch.Device(TorchSharp.DeviceType.CUDA, resolved.Index) : CPU;
+        lock (DeviceLock)
+        {
+            _device = resolved;
+            _torchDevice = torchDevice;
+        }
+        return resolved;
+    }
+
+    /// <summary>
+    /// Moves a tensor to the compute device: returns <paramref name="t"/> itself when it is
+    /// already there, else a copy on the device, disposing <paramref name="t"/>.
+    /// </summary>
+    public static Tensor MoveToComputeDevice(this Tensor t)
+    {
+        var device = TorchDevice;
+        if (t.device_type == device.type && (device.type != TorchSharp.DeviceType.CUDA || t.device_index == device.index)) return t;
+        using (t) return t.to(device);
+    }
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int mallopt(int parameter, int value);

@@ -48,6 +48,12 @@ public sealed class DistillerOptions
     /// </summary>
     public int Threads { get; set; } = 1;
 
+    /// <summary>
+    /// Where the distiller's own tensor work (Adam, label solves, the evaluation of runs
+    /// without kernel services) computes: auto (CUDA when available), cpu, cuda or cuda:N.
+    /// </summary>
+    public string Device { get; set; } = Core.Runtime.ComputeDevice.Auto;
+
     /// <summary>How often a paused run probes for a kernel service to come back.</summary>
     public double ProbeIntervalSeconds { get; set; } = 1;
 

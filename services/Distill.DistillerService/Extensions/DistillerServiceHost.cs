@@ -19,7 +19,9 @@ public static class DistillerServiceHost
         builder.AddServiceDefaults("distill-distiller", []);
         builder.AddDistiller();
         var app = builder.Build();
-        Core.Runtime.TorchRuntime.Configure(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DistillerOptions>>().Value.Threads);
+        var distillerOptions = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DistillerOptions>>().Value;
+        Core.Runtime.TorchRuntime.Configure(distillerOptions.Threads);
+        Core.Runtime.TorchRuntime.UseDevice(distillerOptions.Device, "Distiller:Device");
         app.MapServiceDefaults();
         app.MapGrpcService<DistillerGrpcService>();
         return app;

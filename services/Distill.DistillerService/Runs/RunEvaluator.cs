@@ -66,8 +66,8 @@ public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, Dataset
         using var scope = NewDisposeScope();
         var images = tensors["images"];
         var labels = tensors["labels"];
-        var x = tensor(images.ToFloats()).reshape(images.Shape[0], -1).to_type(ScalarType.Float64);
-        var y = tensor(labels.ToFloats()).reshape(labels.Shape[0], labels.Shape[1]).to_type(ScalarType.Float64);
+        var x = tensor(images.ToFloats(), device: Core.Runtime.TorchRuntime.TorchDevice).reshape(images.Shape[0], -1).to_type(ScalarType.Float64);
+        var y = tensor(labels.ToFloats(), device: Core.Runtime.TorchRuntime.TorchDevice).reshape(labels.Shape[0], labels.Shape[1]).to_type(ScalarType.Float64);
         return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope(), step);
     }
 }

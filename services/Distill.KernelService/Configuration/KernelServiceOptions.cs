@@ -17,6 +17,12 @@ public sealed class KernelServiceOptions
     /// <summary>Total float64 elements all registered datasets may hold.</summary>
     public long MaxDatasetElements { get; set; } = 1_000_000_000;
 
+    /// <summary>
+    /// Where datasets, Gram blocks, solves and gradients live: auto (CUDA device 0 when
+    /// CUDA is available, else the CPU), cpu, cuda or cuda:N. GetServerInfo reports the result.
+    /// </summary>
+    public string Device { get; set; } = "auto";
+
     /// <summary>TorchSharp intra-op threads; null uses every core.</summary>
     public int? Threads { get; set; }
 }

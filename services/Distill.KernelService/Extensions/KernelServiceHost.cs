@@ -20,7 +20,9 @@ public static class KernelServiceHost
         builder.AddKernelService();
 
         var app = builder.Build();
-        TorchRuntime.Configure(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<KernelServiceOptions>>().Value.Threads);
+        var kernelOptions = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<KernelServiceOptions>>().Value;
+        TorchRuntime.Configure(kernelOptions.Threads);
+        TorchRuntime.UseDevice(kernelOptions.Device, "KernelService:Device");
         app.MapServiceDefaults();
         app.MapGrpcService<KernelGrpcService>();
         return app;

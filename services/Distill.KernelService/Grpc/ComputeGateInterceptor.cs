@@ -30,6 +30,7 @@ public sealed class ComputeGateInterceptor : CallInterceptor
         _limit = Math.Max(1, options.Value.MaxConcurrentRequests);
         _slots = new SemaphoreSlim(_limit, _limit);
         _metrics = metrics;
+        _metrics.Slots = _limit;
     }
 
     /// <summary>Compute calls running now.</summary>
@@ -47,13 +48,18 @@ public sealed class ComputeGateInterceptor : CallInterceptor
                 throw new LimitExceededException(ErrorReasons.ServerBusy, "KernelService:MaxConcurrentRequests",
                     $"the server is busy: {_limit} compute calls are already running (KernelService:MaxConcurrentRequests); retry later or use another replica",
                     retryAfter: RetryDelay);
+            if (gated) _metrics.Started();
             try
             {
                 return await call();
             }
             finally
             {
-                if (gated) _slots.Release();
+                if (gated)
+                {
+                    _slots.Release();
+                    _metrics.Finished();
+                }
             }
         }
         catch (Exception e)

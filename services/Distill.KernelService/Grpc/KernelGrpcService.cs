@@ -103,7 +103,7 @@ public sealed class KernelGrpcService(
             if (parts[Split.Train].Labels.Count == 0) throw new InvalidFieldException("features", "no training rows were sent");
 
             (Tensor, int[]) Joined(Split split) => (parts[split].Features.Count == 0
-                ? zeros(0, featureCount, dtype: ScalarType.Float64)
+                ? zeros(0, featureCount, dtype: ScalarType.Float64, device: TorchRuntime.TorchDevice)
                 : cat(parts[split].Features, 0), parts[split].Labels.ToArray());
             var h = header;
             return await compute.RunAsync(() => datasets.RegisterUploaded(h.DisplayName, h.ClassCount, h.ImageShape.ToArray(),

@@ -109,7 +109,7 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
             if (indices.Count == 0)
                 throw new InvalidFieldException(field, "names no rows (give ranges or indices)");
             CheckElements(indices.Count * use.Dataset.FeatureCount, field);
-            return new DatasetSelection(use, split, tensor(indices.ToArray(), dtype: ScalarType.Int64));
+            return new DatasetSelection(use, split, tensor(indices.ToArray(), dtype: ScalarType.Int64, device: split.Features.device));
         }
         catch
         {

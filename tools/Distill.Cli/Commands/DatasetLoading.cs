@@ -12,6 +12,7 @@ internal static class DatasetLoading
     public static PreparedDataset Load(DatasetSettings settings, string what)
     {
         TorchRuntime.Configure(settings.Threads);
+        TorchRuntime.UseDevice(settings.Device, "--device");
         var watch = Stopwatch.StartNew();
         PreparedDataset? prepared = null;
         AnsiConsole.Status().Start($"Loading {Markup.Escape(settings.Data)}", status =>

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using Distill.Core.Kernels;
+using Distill.Core.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -41,6 +42,9 @@ public class DatasetSettings : CommandSettings
     [CommandOption("--threads <N>"), Description("Intra-op threads for TorchSharp (default: all cores).")]
     public int? Threads { get; init; }
 
+    [CommandOption("--device <DEVICE>"), Description("Where the engine computes: auto (CUDA when available), cpu, cuda or cuda:N."), DefaultValue("auto")]
+    public string Device { get; init; } = "auto";
+
     [CommandOption("--block-rows <N>"), Description("Rows per Gram block; bounds memory."), DefaultValue(4096)]
     public int BlockRows { get; init; } = 4096;
 
@@ -59,6 +63,8 @@ public class DatasetSettings : CommandSettings
         if (!Directory.Exists(Data)) return ValidationResult.Error($"--data: folder '{Data}' does not exist");
         if (Threads is < 1) return ValidationResult.Error("--threads must be positive");
         if (MaxTrain is < 1) return ValidationResult.Error("--max-train must be positive");
+        try { ComputeDevice.Parse(Device, "--device"); }
+        catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
         try { KernelSpec().Validate(); }
         catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
         return ValidationResult.Success();

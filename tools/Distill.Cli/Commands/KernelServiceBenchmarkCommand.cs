@@ -56,7 +56,7 @@ public sealed class KernelServiceBenchmarkCommand : Command<KernelServiceBenchma
         var objective = new KipObjective(spec.Create(), settings.Regularization);
         var sampler = new TargetSampler(data.TrainLabels, data.ClassCount, seed: 0);
         var initial = sampler.Sample(settings.Support, step: -1, stream: 1);
-        using var support = data.TrainImages.index_select(0, tensor(initial, dtype: ScalarType.Int64));
+        using var support = data.TrainImages.index_select(0, tensor(initial, dtype: ScalarType.Int64, device: data.TrainImages.device));
         using var labels = CenteredOneHot.Encode(initial.Select(i => data.TrainLabels[i]).ToArray(), data.ClassCount);
 
         using var computeThread = new Core.Runtime.TensorThreadPool(1, settings.Threads, "benchmark");
@@ -83,7 +83,7 @@ public sealed class KernelServiceBenchmarkCommand : Command<KernelServiceBenchma
                     result = await computeThread.RunAsync(() =>
                     {
                         using var scope = NewDisposeScope();
-                        using var index = tensor(indices, dtype: ScalarType.Int64);
+                        using var index = tensor(indices, dtype: ScalarType.Int64, device: data.TrainImages.device);
                         var local = objective.ShardStep(support, labels, data.TrainImages.index_select(0, index), data.TrainTargets.index_select(0, index),
                             indices.Length, wantLabelGradient: true);
                         local.SupportGradient.MoveToOuterDisposeScope();
