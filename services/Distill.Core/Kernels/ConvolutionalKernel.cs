@@ -29,7 +29,7 @@ public sealed class ConvolutionalKernel : IKernel
     /// <summary>4M float64 elements: 32 MiB for the largest tensor of one chunk.</summary>
     public const long DefaultMaxChunkElements = 1L << 22;
 
-    private enum Layer { Conv, Relu, Pool }
+    internal enum Layer { Conv, Relu, Pool }
 
     // Static Scalars are never finalized mid-call (see AdamOptimizer.Step).
     private static readonly Scalar Zero = 0, Half = 0.5, Third = 1.0 / 3, RelativeFloor = 1e-12, AbsoluteFloor = 1e-30,
@@ -86,7 +86,7 @@ public sealed class ConvolutionalKernel : IKernel
     public static int PoolCount(KernelArchitecture architecture) =>
         architecture == KernelArchitecture.FullyConnected ? 0 : Layers(architecture).Count(l => l == Layer.Pool);
 
-    private static Layer[] Layers(KernelArchitecture architecture)
+    internal static Layer[] Layers(KernelArchitecture architecture)
     {
         Layer[] block = [Layer.Conv, Layer.Relu, Layer.Pool];
         Layer[] convRelu = [Layer.Conv, Layer.Relu];

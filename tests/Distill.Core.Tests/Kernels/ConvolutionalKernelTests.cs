@@ -127,7 +127,7 @@ public class ConvolutionalKernelTests : TensorLeakCheck
     /// evaluations per input pixel), compared with the same entries of the gradient, relative to
     /// the gradient's largest entry.
     /// </summary>
-    private static void AssertFiniteDifferences(Func<Tensor, double> f, Tensor x, Tensor gradient, string what)
+    internal static void AssertFiniteDifferences(Func<Tensor, double> f, Tensor x, Tensor gradient, string what)
     {
         using var noGrad = no_grad();
         var values = TensorAssert.ToArray(x);
