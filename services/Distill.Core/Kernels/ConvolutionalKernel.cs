@@ -398,7 +398,8 @@ public sealed class ConvolutionalKernel : IKernel
         /// <summary>Band half-widths per resolution, from the input's to the readout's.</summary>
         public IReadOnlyList<long> BandHeights => _bandH;
 
-        public long MaxElementsPerPair(long channels) => Enumerable.Range(0, _heights.Length)
+        // The input's neighbourhoods hold C band entries per pixel of each image: counted per pair, conservatively.
+        public long MaxElementsPerPair(long channels) => Math.Max(channels, 1) * Enumerable.Range(0, _heights.Length)
             .Max(l => _heights[l] * (2 * _bandH[l] + 1) * _widths[l] * (2 * _bandW[l] + 1));
 
         // For each pixel, the band of pixels around it: [n, C, H, W, 2D_h + 1, 2D_w + 1], zero outside.
