@@ -14,19 +14,47 @@ public enum KernelKind
 public enum KernelArchitecture
 {
     FullyConnected,
+    /// <summary>KIP NeurIPS-2021 "ConvNet": Conv-ReLU, then 3 x [Conv 3x3 -> ReLU -> AvgPool 2x2], readout, Dense (kernel-math.md section 2).</summary>
+    ConvNet,
+    /// <summary>"ConvNet3": 3 x [Conv 3x3 -> ReLU -> AvgPool 2x2], readout, Dense.</summary>
+    ConvNet3,
+    /// <summary>Myrtle-5: Conv-ReLU, Conv-ReLU, AvgPool, Conv-ReLU, AvgPool, Conv-ReLU, readout (usually global average pooling), Dense.</summary>
+    Myrtle5,
+}
+
+/// <summary>How a convolutional architecture turns its last feature map into the input of the Dense readout.</summary>
+public enum KernelReadout
+{
+    /// <summary>Flatten: the readout sees every pixel's features; only same-pixel pairs matter (kernel-math.md section 2).</summary>
+    Flatten,
+    /// <summary>Global average pooling over pixels: every pixel pair matters.</summary>
+    GlobalAveragePool,
 }
 
 /// <summary>
 /// A kernel as a value: architecture, NTK or NNGP, depth and the weight and bias
 /// standard deviations of the NTK parameterisation (kernel-math.md section 1).
+/// Convolutional architectures fix their own layer sequence (<see cref="Depth"/> is
+/// the fully connected kernel's only) and read their n x (C*H*W) input rows as
+/// channel-major C x H x W images of the given size, with the given readout.
 /// </summary>
 public sealed record KernelSpec(
     KernelKind Kind = KernelKind.Ntk,
     int Depth = 1,
     double WStd = 1.4142135623730951,
     double BStd = 0.1,
-    KernelArchitecture Architecture = KernelArchitecture.FullyConnected)
+    KernelArchitecture Architecture = KernelArchitecture.FullyConnected,
+    int ImageChannels = 0,
+    int ImageHeight = 0,
+    int ImageWidth = 0,
+    KernelReadout Readout = KernelReadout.Flatten)
 {
+    /// <summary>Largest image side a convolutional kernel accepts.</summary>
+    public const int MaxImageSide = 1024;
+    public const int MaxImageChannels = 4096;
+
+    public bool IsConvolutional => Architecture != KernelArchitecture.FullyConnected;
+
     public const int MaxDepth = 64;
 
     /// <summary>Throws <see cref="InvalidFieldException"/> naming the offending field.</summary>
@@ -42,15 +70,30 @@ public sealed record KernelSpec(
             throw new InvalidFieldException("kernel.w_std", $"must be a positive finite number, got {WStd}");
         if (!double.IsFinite(BStd) || BStd < 0)
             throw new InvalidFieldException("kernel.b_std", $"must be a non-negative finite number, got {BStd}");
+        if (IsConvolutional)
+        {
+            if (!Enum.IsDefined(Readout))
+                throw new InvalidFieldException("kernel.readout", $"unknown readout {(int)Readout}");
+            if (ImageChannels <= 0 || ImageChannels > MaxImageChannels)
+                throw new InvalidFieldException("kernel.image_channels", $"must be between 1 and {MaxImageChannels}, got {ImageChannels}");
+            // Each 2x2 pooling halves a side (rounding down): the last feature map must keep a pixel.
+            int minimumSide = 1 << ConvolutionalKernel.PoolCount(Architecture);
+            if (ImageHeight < minimumSide || ImageHeight > MaxImageSide)
+                throw new InvalidFieldException("kernel.image_height", $"{Architecture} needs between {minimumSide} and {MaxImageSide} pixels, got {ImageHeight}");
+            if (ImageWidth < minimumSide || ImageWidth > MaxImageSide)
+                throw new InvalidFieldException("kernel.image_width", $"{Architecture} needs between {minimumSide} and {MaxImageSide} pixels, got {ImageWidth}");
+        }
         return this;
     }
 
     public IKernel Create() => Validate().Architecture switch
     {
         KernelArchitecture.FullyConnected => new FullyConnectedKernel(this),
+        KernelArchitecture.ConvNet or KernelArchitecture.ConvNet3 or KernelArchitecture.Myrtle5 => new ConvolutionalKernel(this),
         _ => throw new InvalidFieldException("kernel.architecture", $"{Architecture} is not supported"),
     };
 
-    public override string ToString() =>
-        $"{Architecture} depth {Depth} {Kind.ToString().ToUpperInvariant()} (W_std {WStd:G6}, b_std {BStd:G6})";
+    public override string ToString() => IsConvolutional
+        ? $"{Architecture} {Readout} {Kind.ToString().ToUpperInvariant()} on {ImageChannels}x{ImageHeight}x{ImageWidth} (W_std {WStd:G6}, b_std {BStd:G6})"
+        : $"{Architecture} depth {Depth} {Kind.ToString().ToUpperInvariant()} (W_std {WStd:G6}, b_std {BStd:G6})";
 }
