@@ -35,7 +35,10 @@ public static class KernelSpecMessages
     }
 
     /// <summary>The message for a spec, every field explicit.</summary>
-    public static KernelSpec ToMessage(this CoreKernels.KernelSpec spec) => new()
+    public static KernelSpec ToMessage(this CoreKernels.KernelSpec spec) => spec.Architecture != CoreKernels.KernelArchitecture.FullyConnected
+        // The API has no message for the engine's other architectures yet: never send one as fully connected.
+        ? throw new NotSupportedException($"the API cannot carry a {spec.Architecture} kernel yet")
+        : new()
     {
         FullyConnected = new FullyConnectedSpec
         {
