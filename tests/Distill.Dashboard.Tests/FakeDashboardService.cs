@@ -54,7 +54,8 @@ public sealed class FakeDashboardService : IDashboardService
     public async Task<RunInfo> GetRunAsync(string id, CancellationToken cancellationToken = default)
     {
         if (Hold is not null) await Hold.Task;
-        return Check(Runs.FirstOrDefault(r => r.Id == id) ?? throw new DistillerException(StatusCode.NotFound, "no such run"));
+        if (Failure is not null) throw Failure;
+        return Runs.FirstOrDefault(r => r.Id == id) ?? throw new DistillerException(StatusCode.NotFound, "no such run");
     }
 
     public Task<RunInfo> StartRunAsync(RunSpecification spec, string requestId, CancellationToken cancellationToken = default)

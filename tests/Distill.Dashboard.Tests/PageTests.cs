@@ -144,12 +144,12 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
-    public void Unsubscribes_when_closed()
+    public async Task Unsubscribes_when_closed()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));
         var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
         Assert.Equal(1, Fake.WatcherCount);
-        page.Dispose();
+        await DisposeComponentsAsync();
         Assert.Equal(0, Fake.WatcherCount);
     }
 
