@@ -22,6 +22,8 @@ public static class DashboardExtensions
 
     public static WebApplicationBuilder AddDashboard(this WebApplicationBuilder builder)
     {
+        // Serve the packages' assets (MudBlazor, Plotly) from the build output too, not only when published.
+        builder.WebHost.UseStaticWebAssets();
         var services = builder.Services;
         services.Configure<DashboardOptions>(builder.Configuration.GetSection("Dashboard"));
         var options = builder.Configuration.GetSection("Dashboard").Get<DashboardOptions>() ?? new DashboardOptions();

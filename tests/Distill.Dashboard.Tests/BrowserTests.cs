@@ -33,7 +33,7 @@ public sealed class BrowserTests
 
         // Runs
         await Open(page, "");
-        await page.Locator("[data-testid=runs-table]").WaitForAsync();
+        await page.Locator("[data-testid=runs-empty], [data-testid=run-link]").First.WaitForAsync();
         await Shoot(page, "runs");
         await CheckAccessibility(page, "runs");
 
@@ -104,7 +104,15 @@ public sealed class BrowserTests
     {
         await page.GotoAsync(BaseUrl + path);
         // The circuit is up once the layout has rendered interactively; no fixed sleeps.
-        await page.Locator("[data-interactive=true]").WaitForAsync();
+        try
+        {
+            await page.Locator("[data-interactive=true]").WaitForAsync();
+        }
+        catch (TimeoutException)
+        {
+            await Shoot(page, "failed-" + (path.Length == 0 ? "home" : path.Replace('/', '-')));
+            throw;
+        }
     }
 
     private static Task Shoot(IPage page, string name) =>
