@@ -29,7 +29,8 @@ public static class DashboardExtensions
         var options = builder.Configuration.GetSection("Dashboard").Get<DashboardOptions>() ?? new DashboardOptions();
 
         services.AddRazorComponents().AddInteractiveServerComponents();
-        services.AddMudServices();
+        // Bottom right: messages must not cover the page's own buttons at the top.
+        services.AddMudServices(o => o.SnackbarConfiguration.PositionClass = MudBlazor.Defaults.Classes.Position.BottomRight);
         services.AddMemoryCache(o => o.SizeLimit = 256L << 20);
 
         services.AddSingleton(_ => GrpcChannel.ForAddress(options.Distiller, new GrpcChannelOptions

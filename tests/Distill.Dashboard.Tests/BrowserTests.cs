@@ -30,6 +30,19 @@ public sealed class BrowserTests
         var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 800 }, AcceptDownloads = true });
         context.SetDefaultTimeout(60_000);
         var page = await context.NewPageAsync();
+        try
+        {
+            await Walk(page);
+        }
+        catch
+        {
+            await Shoot(page, "failure");
+            throw;
+        }
+    }
+
+    private static async Task Walk(IPage page)
+    {
 
         // Runs
         await Open(page, "");
