@@ -106,7 +106,23 @@ public sealed class BrowserTests
         await page.Locator("[data-testid=resume-confirm]").ClickAsync();
         await page.Locator("[data-testid=run-state]", new() { HasTextRegex = new Regex("Queued|Running|Succeeded") }).WaitForAsync();
 
-        // Kernel services and compare.
+        // A second, shorter run to compare with the first.
+        var first = page.Url.Split('/')[^1];
+        await Open(page, "runs/new");
+        var steps2 = page.Locator("input[data-testid=field-steps], [data-testid=field-steps] input").First;
+        await steps2.FillAsync("60");
+        await steps2.PressAsync("Tab");
+        await page.Locator("[data-testid=start-run]").ClickAsync();
+        await page.WaitForURLAsync(new Regex("/runs/run-[^/]+$"));
+        var second = page.Url.Split('/')[^1];
+        await page.Locator("[data-testid=snapshot-grid]").WaitForAsync(new() { Timeout = 180_000 });
+        await Open(page, $"compare?ids={first},{second}");
+        await page.Locator("[data-testid=spec-diff]").WaitForAsync();
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('[data-testid=snapshot-grid]')].filter(i => i.complete && i.naturalWidth > 0).length == 2");
+        await Shoot(page, "compare");
+        await CheckAccessibility(page, "compare");
+
+        // Kernel services.
         await Open(page, "kernels");
         await page.Locator("[data-testid=kernels-table]").WaitForAsync();
         await Shoot(page, "kernels");

@@ -198,3 +198,28 @@ public sealed class KernelsPageTests : DashboardTestBase
         again.WaitForAssertion(() => Assert.NotNull(again.Find("[data-testid=kernels-error]")));
     }
 }
+
+public sealed class ComparePageTests : DashboardTestBase
+{
+    [Fact]
+    public void Shows_each_run_and_the_settings_that_differ()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Runs.Add(FakeDashboardService.Run("run-b", RunStatus.Succeeded, 200, 200));
+        Fake.Snapshots.Add(FakeDashboardService.Snapshot(50));
+        Services.GetRequiredService<NavigationManager>().NavigateTo("compare?ids=run-a,run-b");
+        var page = Render<Compare>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=spec-diff]")));
+        Assert.Contains("Steps", page.Find("[data-testid=spec-diff]").TextContent);
+        Assert.Equal(2, page.FindAll("[data-testid=snapshot-grid]").Count);
+        Assert.Equal(2, Fake.WatcherCount);
+    }
+
+    [Fact]
+    public void Without_runs_offers_a_picker()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<Compare>();
+        page.WaitForAssertion(() => Assert.Contains("Pick two or more runs", page.Markup));
+    }
+}
