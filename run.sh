@@ -62,6 +62,7 @@ stop() {
     for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
+  exit 0
 }
 trap stop INT TERM EXIT
 

@@ -122,6 +122,12 @@ public sealed class BrowserTests
         await Shoot(page, "compare");
         await CheckAccessibility(page, "compare");
 
+        // The runs table with the two runs.
+        await Open(page, "");
+        await page.Locator("[data-testid=run-link]").First.WaitForAsync();
+        await Shoot(page, "runs-with-runs");
+        await CheckAccessibility(page, "runs-with-runs");
+
         // Kernel services.
         await Open(page, "kernels");
         await page.Locator("[data-testid=kernels-table]").WaitForAsync();
