@@ -52,6 +52,10 @@ public static class Display
     public static string Time(DateTimeOffset time) =>
         time.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>Month, day and minute: enough to tell runs apart in a table.</summary>
+    public static string ShortTime(DateTimeOffset time) =>
+        time.ToLocalTime().ToString("MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture);
+
     public static string Millis(TimeSpan? span) => span is { } s ? $"{s.TotalMilliseconds:0.0} ms" : "–";
 
     /// <summary>A short line for the event log.</summary>
