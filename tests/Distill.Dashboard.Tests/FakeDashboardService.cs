@@ -38,14 +38,15 @@ public sealed class FakeDashboardService : IDashboardService
 
     private T Check<T>(T value) => Failure is null ? value : throw Failure;
 
-    public Task<RunPage> ListRunsAsync(ListRunsQuery query, CancellationToken cancellationToken = default)
+    public async Task<RunPage> ListRunsAsync(ListRunsQuery query, CancellationToken cancellationToken = default)
     {
+        if (Hold is not null) await Hold.Task;
         Queries.Add(query);
         var size = query.PageSize ?? 50;
         var skip = query.PageToken is null ? 0 : int.Parse(query.PageToken);
         var page = Runs.Skip(skip).Take(size).ToArray();
         var next = skip + size < Runs.Count ? (skip + size).ToString() : null;
-        return Task.FromResult(Check(new RunPage(page, next, Runs.Count)));
+        return Check(new RunPage(page, next, Runs.Count));
     }
 
     /// <summary>When set, GetRun and ListKernelServices wait for it: the pages' loading state.</summary>

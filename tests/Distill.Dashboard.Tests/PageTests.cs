@@ -24,6 +24,27 @@ public sealed class RunsPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Loading_then_rows()
+    {
+        Fake.Hold = new TaskCompletionSource();
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Contains("Loading runs", page.Markup));
+        Fake.Hold.SetResult();
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("[data-testid=run-link]")));
+    }
+
+    [Fact]
+    public void Active_runs_refresh_by_themselves()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a", RunStatus.Running, 40, 100));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Contains("40 / 100", page.Markup));
+        Fake.Runs[0] = FakeDashboardService.Run("run-a", RunStatus.Running, 80, 100);
+        page.WaitForAssertion(() => Assert.Contains("80 / 100", page.Markup), TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public void Empty_list_says_how_to_start()
     {
         var page = Render<Runs>();
