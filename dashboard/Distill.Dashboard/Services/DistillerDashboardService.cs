@@ -1,0 +1,49 @@
+using Distill.Client;
+
+namespace Distill.Dashboard.Services;
+
+/// <summary>The dashboard's service over the typed client; watching goes through the process-wide <see cref="RunWatcher"/>.</summary>
+public sealed class DistillerDashboardService(DistillerClient client, RunWatcher watcher) : IDashboardService
+{
+    public Task<RunPage> ListRunsAsync(ListRunsQuery query, CancellationToken cancellationToken = default) =>
+        client.ListRunsAsync(query, cancellationToken);
+
+    public Task<RunInfo> GetRunAsync(string id, CancellationToken cancellationToken = default) =>
+        client.GetRunAsync(id, cancellationToken);
+
+    public Task<RunInfo> StartRunAsync(RunSpecification spec, string requestId, CancellationToken cancellationToken = default) =>
+        client.StartRunAsync(spec, requestId, cancellationToken);
+
+    public Task<RunInfo> CancelRunAsync(string id, CancellationToken cancellationToken = default) =>
+        client.CancelRunAsync(id, cancellationToken);
+
+    public Task<RunInfo> ResumeRunAsync(string id, int? steps, CancellationToken cancellationToken = default) =>
+        client.ResumeRunAsync(id, steps, cancellationToken);
+
+    public Task DeleteRunAsync(string id, CancellationToken cancellationToken = default) =>
+        client.DeleteRunAsync(id, cancellationToken);
+
+    public async Task<IReadOnlyList<SnapshotInfo>> ListSnapshotsAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var all = new List<SnapshotInfo>();
+        string? token = null;
+        do
+        {
+            var page = await client.ListSnapshotsAsync(id, full: false, pageSize: 1000, pageToken: token, cancellationToken: cancellationToken);
+            all.AddRange(page.Snapshots);
+            token = page.NextPageToken;
+        } while (token is not null);
+        return all;
+    }
+
+    public Task<SnapshotInfo> GetSnapshotAsync(string id, long step, CancellationToken cancellationToken = default) =>
+        client.GetSnapshotAsync(id, step, full: true, cancellationToken);
+
+    public Task<IReadOnlyList<KernelServiceInfo>> ListKernelServicesAsync(CancellationToken cancellationToken = default) =>
+        client.ListKernelServicesAsync(cancellationToken);
+
+    public Task<IReadOnlyList<DatasetFolderInfo>> ListDatasetsAsync(CancellationToken cancellationToken = default) =>
+        client.ListDatasetsAsync(cancellationToken);
+
+    public IDisposable Watch(string id, Action<IReadOnlyList<RunEventRecord>> onEvents) => watcher.Subscribe(id, onEvents);
+}

@@ -1,0 +1,246 @@
+using Bunit;
+using Distill.Client;
+using Distill.Dashboard.Components.Pages;
+using Grpc.Core;
+using Microsoft.AspNetCore.Components;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Distill.Dashboard.Tests;
+
+public sealed class RunsPageTests : DashboardTestBase
+{
+    [Fact]
+    public void Lists_runs_with_state_progress_and_accuracy()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Runs.Add(FakeDashboardService.Run("run-b", RunStatus.Succeeded, 100, 100));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Equal(2, page.FindAll("[data-testid=run-link]").Count));
+        Assert.Contains("Running", page.Markup);
+        Assert.Contains("40 / 100", page.Markup);
+        Assert.Contains("12.5 steps/s", page.Markup);
+        Assert.Contains("80.0 %", page.Markup);
+        Assert.Contains("85.0 %", page.Markup);
+    }
+
+    [Fact]
+    public void Loading_then_rows()
+    {
+        Fake.Hold = new TaskCompletionSource();
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Contains("Loading runs", page.Markup));
+        Fake.Hold.SetResult();
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("[data-testid=run-link]")));
+    }
+
+    [Fact]
+    public void Active_runs_refresh_by_themselves()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a", RunStatus.Running, 40, 100));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Contains("40 / 100", page.Markup));
+        Fake.Runs[0] = FakeDashboardService.Run("run-a", RunStatus.Running, 80, 100);
+        page.WaitForAssertion(() => Assert.Contains("80 / 100", page.Markup), TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public void Empty_list_says_how_to_start()
+    {
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=runs-empty]")));
+    }
+
+    [Fact]
+    public void Unreachable_distiller_shows_a_message_not_a_trace()
+    {
+        Fake.Failure = FakeDashboardService.Unavailable();
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Contains("Cannot reach the distiller", page.Find("[data-testid=runs-error]").TextContent));
+        Assert.DoesNotContain("   at ", page.Markup);
+    }
+
+    [Fact]
+    public void Pages_through_list_runs_with_tokens()
+    {
+        for (int i = 0; i < 25; i++) Fake.Runs.Add(FakeDashboardService.Run($"run-{i:00}", RunStatus.Succeeded));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.Equal(20, page.FindAll("[data-testid=run-link]").Count));
+        Assert.Equal(20, Fake.Queries[^1].PageSize);
+    }
+
+    [Fact]
+    public void Cancel_calls_the_distiller()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => page.Find("button[aria-label='Cancel run-a']"));
+        page.Find("button[aria-label='Cancel run-a']").Click();
+        page.WaitForAssertion(() => Assert.Equal(["run-a"], Fake.Cancelled));
+    }
+}
+
+public sealed class NewRunPageTests : DashboardTestBase
+{
+    [Fact]
+    public void Shows_the_distillers_defaults()
+    {
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.Contains("Default 0.01", page.Markup));
+        Assert.Contains("Default 5000", page.Markup);
+        Assert.Contains("Default 1e-6", page.Markup);
+        Assert.Contains("Default 100", page.Markup);
+        Assert.Contains("Default 50", page.Markup);
+        Assert.Equal("0.01", page.Find("input[data-testid=field-lr], [data-testid=field-lr] input").GetAttribute("value"));
+    }
+
+    [Fact]
+    public async Task Starts_the_run_and_opens_it()
+    {
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.Contains("mnist", page.Markup));
+        await page.InvokeAsync(() => page.Instance.SubmitAsync());
+        var spec = Assert.Single(Fake.Started);
+        Assert.Equal("mnist", spec.Dataset);
+        Assert.Equal(0.01, spec.LearningRate);
+        Assert.Equal(5000, spec.TargetBatch);
+        Assert.EndsWith("runs/run-new", Services.GetRequiredService<NavigationManager>().Uri);
+    }
+
+    [Fact]
+    public async Task Server_field_violations_show_at_their_fields()
+    {
+        Fake.StartFailure = new DistillerException(StatusCode.InvalidArgument, "invalid spec",
+            fieldViolations: new Dictionary<string, string> { ["spec.steps"] = "KIP needs 1 or more steps, got 0", ["spec.learning_rate"] = "must be positive" });
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.Contains("mnist", page.Markup));
+        await page.InvokeAsync(() => page.Instance.SubmitAsync());
+        page.WaitForAssertion(() => Assert.Contains("KIP needs 1 or more steps", page.Markup));
+        Assert.Contains("must be positive", page.Markup);
+        Assert.Contains("Please fix the fields marked below", page.Find("[data-testid=form-error]").TextContent);
+    }
+
+    [Fact]
+    public void Unreachable_distiller_still_lets_you_type_a_dataset()
+    {
+        Fake.Failure = FakeDashboardService.Unavailable();
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.Contains("Could not load the datasets", page.Find("[data-testid=form-load-error]").TextContent));
+    }
+}
+
+public sealed class RunDetailPageTests : DashboardTestBase
+{
+    [Fact]
+    public void Loading_then_the_run()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Hold = new TaskCompletionSource();
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        Assert.NotNull(page.Find("[data-testid=run-loading]"));
+        Fake.Hold.SetResult();
+        page.WaitForAssertion(() => Assert.Contains("Running", page.Find("[data-testid=run-state]").TextContent));
+    }
+
+    [Fact]
+    public void Live_events_extend_the_curves_and_bring_the_grid()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=no-snapshots]")));
+        Assert.Equal(1, Fake.WatcherCount);
+        var t = DateTimeOffset.UnixEpoch;
+        page.InvokeAsync(() => Fake.Push(
+            new StepEvent(1, t, 1, 100, 0.5, 10),
+            new StepEvent(2, t, 2, 100, 0.4, 10),
+            new EvaluationEvent(3, t, 2, 0.7, 0.1),
+            new CheckpointEvent(4, t, 2, "runs/run-a/snapshots/2")));
+        // The page appends to the charts only once they are drawn, which needs a browser: the
+        // points wait; the grid and the log do not.
+        page.WaitForAssertion(() => Assert.Equal("2", page.Find("[data-testid=snapshot-grid]").GetAttribute("data-step")));
+        Assert.Contains("runs/run-a/snapshots/2.png", page.Find("[data-testid=snapshot-grid]").GetAttribute("src"));
+        Assert.Contains("evaluation at step 2", page.Find("[data-testid=event-log]").TextContent);
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=label-flag]")));
+        Assert.Contains("step=2", page.Find("[data-testid=export-safetensors]").GetAttribute("href"));
+    }
+
+    [Fact]
+    public async Task Unsubscribes_when_closed()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        Assert.Equal(1, Fake.WatcherCount);
+        await DisposeComponentsAsync();
+        Assert.Equal(0, Fake.WatcherCount);
+    }
+
+    [Fact]
+    public void Missing_run_says_so()
+    {
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-x"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=run-not-found]")));
+    }
+
+    [Fact]
+    public void Unreachable_distiller_shows_a_message()
+    {
+        Fake.Failure = FakeDashboardService.Unavailable();
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.Contains("reconnects by itself", page.Find("[data-testid=run-error]").TextContent));
+    }
+}
+
+public sealed class KernelsPageTests : DashboardTestBase
+{
+    [Fact]
+    public void Loading_then_services_with_health_and_load()
+    {
+        Fake.Hold = new TaskCompletionSource();
+        Fake.KernelServices.Add(new KernelServiceInfo("http://k1", true, null, "1.0", "cpu", 4, 2, 8,
+            TimeSpan.FromMilliseconds(12.5), TimeSpan.FromMilliseconds(1.5), ["runs/run-a"], DateTimeOffset.UnixEpoch));
+        Fake.KernelServices.Add(new KernelServiceInfo("http://k2", false, "connection refused", "", "", 0, 0, 0, null, null, [], null));
+        var page = Render<Kernels>();
+        Assert.NotNull(page.Find("[data-testid=kernels-loading]"));
+        Fake.Hold.SetResult();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=kernels-table]")));
+        Assert.Contains("healthy", page.Markup);
+        Assert.Contains("unreachable", page.Markup);
+        Assert.Contains("12.5 ms", page.Markup);
+        Assert.Contains("run-a", page.Markup);
+    }
+
+    [Fact]
+    public void Empty_and_error()
+    {
+        var page = Render<Kernels>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=kernels-empty]")));
+        Fake.Failure = FakeDashboardService.Unavailable();
+        var again = Render<Kernels>();
+        again.WaitForAssertion(() => Assert.NotNull(again.Find("[data-testid=kernels-error]")));
+    }
+}
+
+public sealed class ComparePageTests : DashboardTestBase
+{
+    [Fact]
+    public void Shows_each_run_and_the_settings_that_differ()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Runs.Add(FakeDashboardService.Run("run-b", RunStatus.Succeeded, 200, 200));
+        Fake.Snapshots.Add(FakeDashboardService.Snapshot(50));
+        Services.GetRequiredService<NavigationManager>().NavigateTo("compare?ids=run-a,run-b");
+        var page = Render<Compare>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=spec-diff]")));
+        Assert.Contains("Steps", page.Find("[data-testid=spec-diff]").TextContent);
+        Assert.Equal(2, page.FindAll("[data-testid=snapshot-grid]").Count);
+        Assert.Equal(2, Fake.WatcherCount);
+    }
+
+    [Fact]
+    public void Without_runs_offers_a_picker()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<Compare>();
+        page.WaitForAssertion(() => Assert.Contains("Pick two or more runs", page.Markup));
+    }
+}
