@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The container end-to-end test: builds the kernel service and distiller images with podman,
+# The container end-to-end test: builds the kernel service, distiller and dashboard images with podman,
 # brings docker-compose.yml up (two kernel replicas), distills MNIST to 10 images through the
 # containers, kills the kernel containers mid-run (one, then the other: the run carries on,
 # then pauses), starts them again, and checks that the run finishes at >= 85% test accuracy.
@@ -42,10 +42,11 @@ missing=()
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v podman-compose >/dev/null || missing+=(podman-compose)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from apt"
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc podman-compose >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
 
 mkdir -p "$here/config"
@@ -75,6 +76,7 @@ teardown() {
   log "tearing down"
   "${compose[@]}" down -v >/dev/null 2>&1 || true
   podman rm -f $(podman ps -aq --filter "label=io.podman.compose.project=$project") >/dev/null 2>&1 || true
+  podman rm -f "$project-dashboard" >/dev/null 2>&1 || true
   podman network rm -f "${project}_default" >/dev/null 2>&1 || true
   podman volume rm -f "${project}_distiller-state" >/dev/null 2>&1 || true
   exit "$rc"
@@ -91,8 +93,8 @@ fi
 
 # 2. Publish on the host (what the SDK stage does inside the image), then build the images.
 t0=$(date +%s)
-"$here/publish.sh" kernel-service distiller-service
-for image in kernel-service distiller-service; do
+"$here/publish.sh" kernel-service distiller-service dashboard
+for image in kernel-service distiller-service dashboard; do
   log "building $DISTILL_IMAGE_PREFIX/$image:$DISTILL_IMAGE_TAG"
   # docker format: keeps the Dockerfile's HEALTHCHECK (OCI images have no health checks).
   podman build -q --format docker -f "deploy/docker/$image.Dockerfile" \
@@ -121,6 +123,19 @@ wait_healthy() {
 }
 wait_healthy "${kernels[@]}" "$distiller"
 log "up: ${kernels[*]} $distiller (healthy)"
+
+# 3b. The dashboard image beside them, on the project's network: its pages and scripts are served.
+dashboard_port="${DISTILL_E2E_DASHBOARD_PORT:-15050}"
+podman run -d --name "$project-dashboard" --network "${project}_default" -p "127.0.0.1:$dashboard_port:8080" \
+  -e Dashboard__Distiller=http://distiller:5052 "$DISTILL_IMAGE_PREFIX/dashboard:$DISTILL_IMAGE_TAG" >/dev/null
+for path in / /_framework/blazor.web.js; do
+  for attempt in $(seq 1 60); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$dashboard_port$path")" = 200 ] && break
+    [ "$attempt" = 60 ] && { podman logs --tail 30 "$project-dashboard" >&2; log "dashboard: $path did not answer 200"; exit 1; }
+    sleep 1
+  done
+done
+log "dashboard image serves its pages"
 
 # 4. Distill MNIST to 10 images through the containers.
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
