@@ -4,6 +4,8 @@
 # The step-* cases time two implementations in the same invocation and print ratio=;
 # compose-e2e prints the run through the containers (deploy/containers/test-compose.sh,
 # undisturbed) and ratio= its steps/s over the same run on bare processes.
+# dashboard-live prints pages= steps= dashboard_cpu= (the dashboard process's CPU over the run,
+# fraction of one core) events_missed= p95_update_ms= (distiller event to point drawn).
 #
 #   bench/run.sh --list
 #   bench/run.sh CASE            data from $DISTILL_DATA (default: ../shared/datasets)
@@ -31,6 +33,7 @@ cases=(
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
   "scale-out-5k|scale|--ipc 10 --steps 200 --target-batch 5000|"
+  "dashboard-live|dashboard|--pages 5 --ipc 1 --steps 300 --target-batch 1000 --eval-every 50|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
@@ -106,7 +109,7 @@ submit() {
   "${cli[@]}" submit --distiller "http://127.0.0.1:$1" --dataset mnist $arguments | tee -a "$log"
 }
 
-if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ] || [ "$dataset" = compose ]; then
+if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ] || [ "$dataset" = compose ] || [ "$dataset" = dashboard ]; then
   dir="$data/mnist"
   [ -e "$dir/train-images-idx3-ubyte.gz" ] || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; }
   build services/Distill.KernelService
@@ -178,6 +181,32 @@ elif [ "$dataset" = scale ]; then
   two="$(awk 'NR % 2 == 0' <<<"$rates" | median)"
   speedup="$(awk -v a="$one" -v b="$two" 'BEGIN { printf "%.3f", b / a }')"
   echo "result services=2 rounds=$rounds one_service_steps_per_second=$one two_services_steps_per_second=$two speedup=$speedup steps_per_second=$two" >>"$log"
+elif [ "$dataset" = dashboard ]; then
+  # Browser pages (Playwright on the system Chromium, headless) on the run-detail page of one
+  # live run, for its whole length: tests/Distill.Dashboard.Tests/DashboardBenchmark.cs.
+  [ -x "${DISTILL_CHROMIUM:-/usr/bin/chromium}" ] || { echo "bench/run.sh: no Chromium at ${DISTILL_CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)" >&2; exit 1; }
+  build tests/Distill.Dashboard.Tests
+  option() { sed -E "s/.*--$1 ([0-9]+).*/\1/" <<<"$arguments"; }
+  rm -rf "$repo/.cache/bench/$name.state"
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"
+  start_service Distill.DistillerService "$((base + 1))" --Distiller:DataRoot="$data" \
+    --Distiller:DataFolder="$repo/.cache/bench/$name.state" --Distiller:KernelServices:0="http://127.0.0.1:$base"
+  # The dashboard loads no TorchSharp: it runs on the host, its pid is the process measured.
+  dashboard_port="$((base + 2))"
+  port_listens "$dashboard_port" && { echo "bench/run.sh: port $dashboard_port is already in use; set DISTILL_BENCH_PORT" >&2; exit 1; }
+  setsid dotnet dashboard/Distill.Dashboard/bin/Release/net10.0/Distill.Dashboard.dll --urls "http://127.0.0.1:$dashboard_port" \
+    --Dashboard:Distiller="http://127.0.0.1:$((base + 1))" >>"$repo/.cache/bench/$name.services.log" 2>&1 </dev/null &
+  pids+=($!)
+  dashboard_pid="$(pgrep -s "${pids[-1]}" -x dotnet | head -n 1 || true)"
+  [ -n "$dashboard_pid" ] || dashboard_pid="${pids[-1]}"
+  for _ in $(seq 1 150); do port_listens "$dashboard_port" && break; sleep 0.2; done
+  port_listens "$dashboard_port" || { echo "bench/run.sh: the dashboard did not start (log: .cache/bench/$name.services.log)" >&2; exit 1; }
+  DISTILL_BENCHMARK=1 DISTILL_DASHBOARD_URL="http://127.0.0.1:$dashboard_port" DISTILL_DISTILLER_URL="http://127.0.0.1:$((base + 1))" \
+    DISTILL_DASHBOARD_PID="$dashboard_pid" DISTILL_BENCH_RESULT="$log" DISTILL_BENCH_PAGES="$(option pages)" \
+    DISTILL_BENCH_IPC="$(option ipc)" DISTILL_BENCH_STEPS="$(option steps)" DISTILL_BENCH_TARGET_BATCH="$(option target-batch)" \
+    DISTILL_BENCH_EVAL_EVERY="$(option eval-every)" \
+    dotnet test tests/Distill.Dashboard.Tests -c Release --no-build -nologo --filter "Category=Benchmark" \
+    --logger "console;verbosity=normal" 2>&1 | tee "$repo/.cache/bench/$name.test.log"
 elif [ "$dataset" = pytorch ]; then
   # bench/pytorch_kip_step.py (Debian's python3-torch with OpenBLAS) and the engine's step
   # (distill step-benchmark, which also runs the minimal TorchSharp loop) in alternating
