@@ -99,6 +99,27 @@ public sealed class FakeDashboardService : IDashboardService
     public Task<IReadOnlyList<DatasetFolderInfo>> ListDatasetsAsync(CancellationToken cancellationToken = default) =>
         Task.FromResult(Check<IReadOnlyList<DatasetFolderInfo>>(Datasets.ToArray()));
 
+    /// <summary>Losses by run for RecentLosses; the calls made, as (run, step).</summary>
+    public Dictionary<string, double[]> Losses { get; } = [];
+    public List<(string Run, long Step)> LossCalls { get; } = [];
+
+    public Task<IReadOnlyList<double>> RecentLossesAsync(string id, long step, int count, CancellationToken cancellationToken = default)
+    {
+        lock (LossCalls) LossCalls.Add((id, step));
+        return Task.FromResult(Check<IReadOnlyList<double>>(Losses.TryGetValue(id, out var l) ? l.TakeLast(count).ToArray() : []));
+    }
+
+    /// <summary>Evaluate answers: the result for the kernel, or EvaluateFailure thrown.</summary>
+    public DistillerException? EvaluateFailure { get; set; }
+    public List<(string Run, KernelSpecification Kernel, long? Step)> Evaluations { get; } = [];
+
+    public Task<EvaluationResult> EvaluateRunAsync(string id, KernelSpecification kernel, long? step, CancellationToken cancellationToken = default)
+    {
+        if (EvaluateFailure is not null) throw EvaluateFailure;
+        Evaluations.Add((id, kernel, step));
+        return Task.FromResult(new EvaluationResult(kernel.Kind == KernelKind.Nngp ? 0.75 : 0.5, 0.125, step ?? 0, kernel with { Depth = kernel.Depth ?? 1 }));
+    }
+
     public IDisposable Watch(string id, Action<IReadOnlyList<RunEventRecord>> onEvents)
     {
         watchers.Add(onEvents);

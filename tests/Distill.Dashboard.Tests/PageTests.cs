@@ -70,6 +70,23 @@ public sealed class RunsPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Loss_sparkline_per_run_fetched_once_per_step()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a", RunStatus.Succeeded, 100, 100));
+        Fake.Runs.Add(FakeDashboardService.Run("run-b", RunStatus.Succeeded, 0, 100));
+        Fake.Losses["run-a"] = [1, 0.1, 0.01];
+        var page = Render<Runs>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=loss-run-a] polyline")));
+        var points = page.Find("[data-testid=loss-run-a] polyline").GetAttribute("points")!.Split(' ');
+        // Log scale: three evenly falling points from the top left to the bottom right.
+        Assert.Equal(["1,1", "40,10", "79,19"], points);
+        Assert.Empty(page.FindAll("[data-testid=loss-run-b] polyline"));  // no steps yet: not even asked
+        page.FindComponent<MudBlazor.MudTable<RunInfo>>().InvokeAsync(() => page.FindComponent<MudBlazor.MudTable<RunInfo>>().Instance.ReloadServerData());
+        page.WaitForAssertion(() => Assert.True(Fake.Queries.Count >= 2));
+        Assert.Equal([("run-a", 100L)], Fake.LossCalls);
+    }
+
+    [Fact]
     public void Cancel_calls_the_distiller()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));

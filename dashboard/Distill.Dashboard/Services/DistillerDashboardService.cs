@@ -45,5 +45,50 @@ public sealed class DistillerDashboardService(DistillerClient client, RunWatcher
     public Task<IReadOnlyList<DatasetFolderInfo>> ListDatasetsAsync(CancellationToken cancellationToken = default) =>
         client.ListDatasetsAsync(cancellationToken);
 
+    public Task<EvaluationResult> EvaluateRunAsync(string id, KernelSpecification kernel, long? step, CancellationToken cancellationToken = default) =>
+        client.EvaluateRunAsync(id, kernel, step, cancellationToken);
+
+    private readonly Dictionary<string, LossHistory> losses = new(StringComparer.Ordinal);
+
+    public async Task<IReadOnlyList<double>> RecentLossesAsync(string id, long step, int count, CancellationToken cancellationToken = default)
+    {
+        LossHistory history;
+        lock (losses)
+        {
+            if (!losses.TryGetValue(id, out history!)) losses[id] = history = new LossHistory();
+        }
+        await history.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (history.Step < step)
+            {
+                // Only the events after the last one read: the history is fetched once, then extended.
+                await foreach (var e in client.WatchRunAsync(id, history.Sequence, follow: false, cancellationToken))
+                {
+                    history.Sequence = e.Sequence;
+                    if (e is not StepEvent s) continue;
+                    history.Losses.Add(s.Loss);
+                    history.Step = s.Step;
+                    if (history.Losses.Count > LossHistory.Keep) history.Losses.RemoveRange(0, history.Losses.Count - LossHistory.Keep);
+                }
+                history.Step = Math.Max(history.Step, step);
+            }
+            return history.Losses.TakeLast(count).ToArray();
+        }
+        finally
+        {
+            history.Gate.Release();
+        }
+    }
+
+    private sealed class LossHistory
+    {
+        public const int Keep = 200;
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public List<double> Losses { get; } = [];
+        public long Sequence { get; set; }
+        public long Step { get; set; } = -1;
+    }
+
     public IDisposable Watch(string id, Action<IReadOnlyList<RunEventRecord>> onEvents) => watcher.Subscribe(id, onEvents);
 }

@@ -23,6 +23,16 @@ public interface IDashboardService
     Task<IReadOnlyList<DatasetFolderInfo>> ListDatasetsAsync(CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// The run's last <paramref name="count"/> training losses, oldest first, for a sparkline. Read from the
+    /// run's event history without following it, incrementally and cached per run and step, so that
+    /// asking again at the same step costs nothing.
+    /// </summary>
+    Task<IReadOnlyList<double>> RecentLossesAsync(string id, long step, int count, CancellationToken cancellationToken = default);
+
+    /// <summary>KRR test accuracy and MSE of the run's support set at a step under another kernel.</summary>
+    Task<EvaluationResult> EvaluateRunAsync(string id, KernelSpecification kernel, long? step, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Subscribes to a run's events: the handler first gets every event so far, then batches of
     /// new ones, at most a few times a second. Dispose the result to unsubscribe.
     /// </summary>
