@@ -1,6 +1,7 @@
 using Bunit;
 using Distill.Client;
 using Distill.Dashboard.Components.Pages;
+using Distill.Dashboard.Services;
 using Grpc.Core;
 using Microsoft.AspNetCore.Components;
 using Microsoft.Extensions.DependencyInjection;
@@ -179,6 +180,46 @@ public sealed class RunDetailPageTests : DashboardTestBase
         Assert.Contains("evaluation at step 2", page.Find("[data-testid=event-log]").TextContent);
         page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=label-flag]")));
         Assert.Contains("step=2", page.Find("[data-testid=export-safetensors]").GetAttribute("href"));
+    }
+
+    [Fact]
+    public async Task Smoothing_and_time_axis_redraw_the_curves()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=no-snapshots]")));
+        var t = DateTimeOffset.UnixEpoch;
+        await page.InvokeAsync(() => Fake.Push(
+            new StateChangedEvent(1, t, RunStatus.Running, ""),
+            new StepEvent(2, t.AddSeconds(2), 1, 100, 1.0, 4),
+            new StepEvent(3, t.AddSeconds(3), 2, 100, 0.0, 5),
+            new StepEvent(4, t.AddSeconds(5), 3, 100, 0.5, 6),
+            new EvaluationEvent(5, t.AddSeconds(6), 3, 0.7, 0.1)));
+        await page.InvokeAsync(() => page.Instance.SmoothingChangedAsync(0.5));
+        var raw = (Plotly.Blazor.Traces.Scatter)page.Instance.lossData[0];
+        var smoothed = (Plotly.Blazor.Traces.Scatter)page.Instance.lossData[1];
+        Assert.Equal([1.0, 0.0, 0.5], raw.Y.Cast<double>());
+        Assert.Equal([1.0, 0.5, 0.5], smoothed.Y.Cast<double>());  // EMA: 0.5*1 + 0.5*0, then 0.5*0.5 + 0.5*0.5
+        Assert.Equal(Plotly.Blazor.Traces.ScatterLib.VisibleEnum.True, smoothed.Visible);
+        Assert.Equal([4.0, 5.0, 6.0], ((Plotly.Blazor.Traces.Scatter)page.Instance.speedData[0]).Y.Cast<double>());
+        Assert.Equal([1L, 2L, 3L], raw.X.Cast<long>());
+
+        await page.InvokeAsync(() => page.Instance.AxisChangedAsync(CurveAxis.Time));
+        raw = (Plotly.Blazor.Traces.Scatter)page.Instance.lossData[0];
+        Assert.Equal([2.0, 3.0, 5.0], raw.X.Cast<double>());  // seconds since the run's first event
+        Assert.Equal([6.0], ((Plotly.Blazor.Traces.Scatter)page.Instance.accuracyData[0]).X.Cast<double>());
+
+        await page.InvokeAsync(() => page.Instance.SmoothingChangedAsync(0));
+        Assert.Equal([1.0, 0.0, 0.5], ((Plotly.Blazor.Traces.Scatter)page.Instance.lossData[1]).Y.Cast<double>());
+        Assert.Equal(Plotly.Blazor.Traces.ScatterLib.VisibleEnum.False, ((Plotly.Blazor.Traces.Scatter)page.Instance.lossData[1]).Visible);
+    }
+
+    [Fact]
+    public void Exponential_moving_average_of_a_known_series()
+    {
+        Assert.Equal([2.0, 2.0, 2.0], Curves.Smooth([2, 2, 2], 0.9));
+        Assert.Equal([0.0, 0.75, 0.9375], Curves.Smooth([0, 1, 1], 0.25));
+        Assert.Equal([3.0, 1.0], Curves.Smooth([3, 1], 0));
     }
 
     [Fact]
