@@ -90,13 +90,29 @@ public static class DashboardExtensions
     /// <summary>A snapshot's images as a class x image grid; a snapshot never changes, so it is cached here and in browsers.</summary>
     private static async Task<IResult> SnapshotPng(string id, long step, IDashboardService service, IMemoryCache cache, HttpContext context, CancellationToken cancellationToken)
     {
-        var key = $"png:{RunNames.ToId(id)}:{step}";
+        var view = PngGrid.ParseView(context.Request.Query["view"]);
+        var key = $"png:{RunNames.ToId(id)}:{step}:{view}";
         if (!cache.TryGetValue(key, out byte[]? png) || png is null)
         {
             try
             {
                 var snapshot = await service.GetSnapshotAsync(id, step, cancellationToken);
-                png = PngGrid.Render(snapshot);
+                SnapshotInfo? start = null;
+                if (view == GridView.Change)
+                {
+                    // The change since the start: against the run's first snapshot (step 0 when it has one).
+                    var all = await service.ListSnapshotsAsync(id, cancellationToken);
+                    var first = all.Count == 0 ? step : all.Min(s => s.Step);
+                    start = first == step ? snapshot : await service.GetSnapshotAsync(id, first, cancellationToken);
+                }
+                try
+                {
+                    png = PngGrid.Render(snapshot, view, start);
+                }
+                catch (ArgumentException)
+                {
+                    return Results.NotFound();
+                }
             }
             catch (DistillerException e) when (e.StatusCode == Grpc.Core.StatusCode.NotFound)
             {

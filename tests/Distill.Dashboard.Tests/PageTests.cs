@@ -223,6 +223,21 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Grid_image_url_carries_the_chosen_view()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Snapshots.Add(FakeDashboardService.Snapshot(0));
+        Fake.Snapshots.Add(FakeDashboardService.Snapshot(50));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.Equal("runs/run-a/snapshots/50.png", page.Find("[data-testid=snapshot-grid]").GetAttribute("src")));
+        var select = page.FindComponents<MudBlazor.MudSelect<GridView>>().Single();
+        select.InvokeAsync(() => select.Instance.ValueChanged.InvokeAsync(GridView.Preprocessed));
+        page.WaitForAssertion(() => Assert.Equal("runs/run-a/snapshots/50.png?view=preprocessed", page.Find("[data-testid=snapshot-grid]").GetAttribute("src")));
+        select.InvokeAsync(() => select.Instance.ValueChanged.InvokeAsync(GridView.Change));
+        page.WaitForAssertion(() => Assert.Equal("runs/run-a/snapshots/50.png?view=change", page.Find("[data-testid=snapshot-grid]").GetAttribute("src")));
+    }
+
+    [Fact]
     public async Task Unsubscribes_when_closed()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));

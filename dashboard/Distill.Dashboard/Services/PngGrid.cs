@@ -10,6 +10,54 @@ namespace Distill.Dashboard.Services;
 /// </summary>
 public static class PngGrid
 {
+    /// <summary>The view's name in the PNG endpoint's query (?view=...); null for the default (pixels).</summary>
+    public static string? QueryName(GridView view) => view switch
+    {
+        GridView.Preprocessed => "preprocessed",
+        GridView.Change => "change",
+        _ => null,
+    };
+
+    public static GridView ParseView(string? name) => name?.ToLowerInvariant() switch
+    {
+        "preprocessed" => GridView.Preprocessed,
+        "change" => GridView.Change,
+        _ => GridView.Pixels,
+    };
+
+    /// <summary>
+    /// The values to draw, in [0, 1], and their N x C x H x W shape. Pixels: clipped. Preprocessed:
+    /// the snapshot's own minimum to maximum. Change: pixels minus <paramref name="start"/>'s, grey at
+    /// no change, white and black at the largest absolute change either way.
+    /// </summary>
+    public static (float[] Values, int[] Shape) Values(SnapshotInfo snapshot, GridView view, SnapshotInfo? start = null)
+    {
+        switch (view)
+        {
+            case GridView.Preprocessed:
+            {
+                var pre = snapshot.PreprocessedImages ?? throw new ArgumentException("the snapshot carries no preprocessed images", nameof(snapshot));
+                var finite = pre.Data.Where(float.IsFinite).DefaultIfEmpty(0f).ToArray();
+                float min = finite.Min(), range = finite.Max() - min;
+                return (pre.Data.Select(v => float.IsFinite(v) ? (range > 0 ? (v - min) / range : 0.5f) : 0f).ToArray(), pre.Shape.ToArray());
+            }
+            case GridView.Change:
+            {
+                var images = snapshot.Images ?? throw new ArgumentException("the snapshot carries no images (basic view)", nameof(snapshot));
+                var first = start?.Images ?? throw new ArgumentException("the change view needs the first snapshot's images", nameof(start));
+                if (first.Data.Length != images.Data.Length) throw new ArgumentException("the first snapshot's images have another shape");
+                var change = images.Data.Select((v, i) => float.IsFinite(v) && float.IsFinite(first.Data[i]) ? v - first.Data[i] : 0f).ToArray();
+                var largest = change.Length == 0 ? 0f : change.Max(Math.Abs);
+                return (change.Select(d => largest > 0 ? 0.5f + 0.5f * d / largest : 0.5f).ToArray(), images.Shape.ToArray());
+            }
+            default:
+            {
+                var images = snapshot.Images ?? throw new ArgumentException("the snapshot carries no images (basic view)", nameof(snapshot));
+                return (images.Data.ToArray(), images.Shape.ToArray());
+            }
+        }
+    }
+
     public const int Padding = 2;
 
     /// <summary>The on-screen magnification for images of this height (at least 56 px tall).</summary>
@@ -21,11 +69,11 @@ public static class PngGrid
     public static int ClassCount(SnapshotInfo snapshot) =>
         Math.Max(snapshot.ClassNames.Count, snapshot.Classes.Count == 0 ? 0 : snapshot.Classes.Max() + 1);
 
-    public static byte[] Render(SnapshotInfo snapshot)
+    public static byte[] Render(SnapshotInfo snapshot, GridView view = GridView.Pixels, SnapshotInfo? start = null)
     {
-        var images = snapshot.Images ?? throw new ArgumentException("the snapshot carries no images (basic view)", nameof(snapshot));
-        if (images.Shape.Length != 4) throw new ArgumentException($"images must be N x C x H x W, got {images.Shape.Length} dimensions");
-        int count = images.Shape[0], channels = images.Shape[1], height = images.Shape[2], width = images.Shape[3];
+        var (pixels, shape) = Values(snapshot, view, start);
+        if (shape.Length != 4) throw new ArgumentException($"images must be N x C x H x W, got {shape.Length} dimensions");
+        int count = shape[0], channels = shape[1], height = shape[2], width = shape[3];
         if (channels != 1 && channels != 3) throw new ArgumentException($"images must have 1 or 3 channels to be drawn, got {channels}");
         int classCount = Math.Max(1, ClassCount(snapshot));
         var rows = Enumerable.Range(0, classCount).Select(_ => new List<int>()).ToArray();
@@ -41,7 +89,6 @@ public static class PngGrid
         var rgba = new byte[imageWidth * imageHeight * 4];
         Array.Fill(rgba, (byte)255);
         int plane = height * width;
-        var pixels = images.Data;
         for (int row = 0; row < classCount; row++)
         for (int column = 0; column < rows[row].Count; column++)
         {
@@ -61,4 +108,15 @@ public static class PngGrid
     }
 
     private static byte ToByte(float value) => (byte)Math.Round(Math.Clamp(float.IsFinite(value) ? value : 0f, 0f, 1f) * 255f);
+}
+
+/// <summary>What the snapshot grid shows.</summary>
+public enum GridView
+{
+    /// <summary>The pixel-space images, clipped to [0, 1].</summary>
+    Pixels,
+    /// <summary>The preprocessed images the kernel sees, scaled by their own minimum and maximum.</summary>
+    Preprocessed,
+    /// <summary>Pixels minus the first snapshot's, on a diverging grey map.</summary>
+    Change,
 }
