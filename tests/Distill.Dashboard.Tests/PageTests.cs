@@ -1,6 +1,7 @@
 using Bunit;
 using Distill.Client;
 using Distill.Dashboard.Components.Pages;
+using Distill.Dashboard.Components.Shared;
 using Distill.Dashboard.Services;
 using Grpc.Core;
 using Microsoft.AspNetCore.Components;
@@ -235,6 +236,29 @@ public sealed class RunDetailPageTests : DashboardTestBase
         page.WaitForAssertion(() => Assert.Equal("runs/run-a/snapshots/50.png?view=preprocessed", page.Find("[data-testid=snapshot-grid]").GetAttribute("src")));
         select.InvokeAsync(() => select.Instance.ValueChanged.InvokeAsync(GridView.Change));
         page.WaitForAssertion(() => Assert.Equal("runs/run-a/snapshots/50.png?view=change", page.Find("[data-testid=snapshot-grid]").GetAttribute("src")));
+    }
+
+    [Fact]
+    public async Task Evaluates_under_another_kernel_at_the_shown_step()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Snapshots.Add(FakeDashboardService.Snapshot(50));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.Contains("Evaluate at step 50", page.Find("[data-testid=evaluate]").TextContent));
+        var panel = page.FindComponent<EvaluatePanel>();
+        await panel.InvokeAsync(() => panel.Instance.Set(KernelKind.Nngp, 3));
+        page.Find("[data-testid=evaluate]").Click();
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("[data-testid=evaluate-result]")));
+        var (run, kernel, step) = Assert.Single(Fake.Evaluations);
+        Assert.Equal(("run-a", KernelKind.Nngp, 3, 50L), (run, kernel.Kind, kernel.Depth, step));
+        var cells = page.FindAll("[data-testid=evaluate-result] td").Select(c => c.TextContent).ToArray();
+        Assert.Equal(["NNGP FC-3", "50", "75.0 %", "1.25e-1"], cells);
+
+        Fake.EvaluateFailure = new DistillerException(StatusCode.InvalidArgument, "invalid kernel",
+            fieldViolations: new Dictionary<string, string> { ["kernel.depth"] = "depth must be at most 16" });
+        page.Find("[data-testid=evaluate]").Click();
+        page.WaitForAssertion(() => Assert.Contains("depth must be at most 16", page.Markup));
+        Assert.Single(page.FindAll("[data-testid=evaluate-result]"));  // the earlier result stays
     }
 
     [Fact]
