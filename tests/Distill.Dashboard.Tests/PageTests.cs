@@ -140,6 +140,19 @@ public sealed class NewRunPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Size_hint_follows_the_images_per_class()
+    {
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.Contains("Support set 10 images", page.Find("[data-testid=size-hint]").TextContent));
+        page.Find("[data-testid=field-support] input, input[data-testid=field-support]").Change("50");
+        page.WaitForAssertion(() => Assert.Contains("Support set 500 images (50 per class x 10 classes)", page.Find("[data-testid=size-hint]").TextContent));
+        var text = page.Find("[data-testid=size-hint]").TextContent;
+        Assert.Contains("target batch 5000", text);
+        Assert.Contains("5000 x 500 = 2,500,000 entries", text);
+        Assert.Contains("about 19.1 MB at float64", text);  // 2.5e6 x 8 bytes / 2^20
+    }
+
+    [Fact]
     public void Unreachable_distiller_still_lets_you_type_a_dataset()
     {
         Fake.Failure = FakeDashboardService.Unavailable();

@@ -29,6 +29,20 @@ public sealed class RunForm
     public double Regularization { get; set; } = 1e-6;
     public SupportInitialization Initialization { get; set; } = SupportInitialization.Real;
 
+    /// <summary>Classes in the dataset, for the size hint only (the distiller finds them itself).</summary>
+    public int HintClasses { get; set; } = 10;
+
+    /// <summary>
+    /// A rough size of one step: the support set (images per class x classes) and the kernel
+    /// block between the target batch and the support set, at float64.
+    /// </summary>
+    public SizeHint Hint()
+    {
+        long support = (long)Math.Max(0, SupportPerClass) * Math.Max(0, HintClasses);
+        long targets = Math.Max(0, TargetBatch);
+        return new SizeHint(support, targets, targets * support, targets * support * 8 / (1024.0 * 1024.0));
+    }
+
     public RunSpecification ToSpec() => new()
     {
         Dataset = Dataset.Trim(),
@@ -83,3 +97,9 @@ public sealed class RunForm
         return form;
     }
 }
+
+/// <param name="Support">Synthetic images: images per class x classes.</param>
+/// <param name="Targets">The target batch.</param>
+/// <param name="GramEntries">Targets x support kernel entries per step.</param>
+/// <param name="GramMegabytes">Their size at float64, in MiB.</param>
+public sealed record SizeHint(long Support, long Targets, long GramEntries, double GramMegabytes);
