@@ -521,43 +521,21 @@ public sealed class ConvolutionalKernel : IKernel
     /// A forward pass that keeps only its inputs and value; the backward pass recomputes each
     /// chunk of image pairs under autograd and pulls that chunk's cotangent back.
     /// </summary>
-    private sealed class Recomputing : KernelForward
+    private sealed class Recomputing(ConvolutionalKernel kernel, Tensor x1, Tensor x2, bool symmetric)
+        : AutogradKernelForward(kernel.Compute, kernel.ComputeSymmetric, x1, x2, symmetric)
     {
-        private readonly ConvolutionalKernel _kernel;
-        private readonly Tensor _x1;
-        private readonly Tensor _x2;
-        private readonly List<IDisposable> _owned;
-
-        public Recomputing(ConvolutionalKernel kernel, Tensor x1, Tensor x2, bool symmetric)
-        {
-            _kernel = kernel;
-            IsSymmetric = symmetric;
-            using var scope = NewDisposeScope();
-            using (no_grad())
-            {
-                _x1 = x1.detach();
-                _x2 = symmetric ? _x1 : x2.detach();
-                Value = symmetric ? kernel.ComputeSymmetric(_x1) : kernel.Compute(_x1, _x2);
-            }
-            _owned = symmetric ? [_x1, Value] : [_x1, _x2, Value];
-            scope.Detach(_owned);
-        }
-
-        public override Tensor Value { get; }
-        public override bool IsSymmetric { get; }
+        private readonly ConvolutionalKernel _kernel = kernel;
 
         public override (Tensor? Grad1, Tensor? Grad2) Backward(Tensor cotangent, bool wantGrad1 = true, bool wantGrad2 = true)
         {
-            long n1 = _x1.shape[0], n2 = _x2.shape[0];
-            if (cotangent.dim() != 2 || cotangent.shape[0] != n1 || cotangent.shape[1] != n2)
-                throw new ArgumentException($"cotangent must have shape [{n1},{n2}], got [{string.Join(",", cotangent.shape)}]");
+            RequireCotangentShape(cotangent);
             using var scope = NewDisposeScope();
             if (IsSymmetric)
                 return (SymmetricBackward(cotangent).MoveToOuterDisposeScope(), null);
             if (!wantGrad1 && !wantGrad2)
                 return (null, null);
-            var grad1 = zeros_like(_x1);
-            var grad2 = zeros_like(_x2);
+            var grad1 = zeros_like(X1);
+            var grad2 = zeros_like(X2);
             AccumulateCross(cotangent, grad1, grad2);
             return (wantGrad1 ? grad1.MoveToOuterDisposeScope() : null, wantGrad2 ? grad2.MoveToOuterDisposeScope() : null);
         }
@@ -566,10 +544,10 @@ public sealed class ConvolutionalKernel : IKernel
         // d sum(G * Value) = d sum(G_sym * K) off the diagonal + d sum(diag(G) * K(x, x)).
         private Tensor SymmetricBackward(Tensor cotangent)
         {
-            var n = _x1.shape[0];
+            var n = X1.shape[0];
             var offDiagonal = eye(n, dtype: cotangent.dtype, device: cotangent.device).neg_().add_(One);
             var symmetric = cotangent.add(cotangent.t()).mul_(Half).mul_(offDiagonal);
-            var grad = zeros_like(_x1);
+            var grad = zeros_like(X1);
             AccumulateCross(symmetric, grad, grad);
             long chunk = _kernel.PairsPerChunk;
             var diagonal = cotangent.diagonal();
@@ -577,7 +555,7 @@ public sealed class ConvolutionalKernel : IKernel
             {
                 using var chunkScope = NewDisposeScope();
                 long length = Math.Min(chunk, n - start);
-                var x = _x1.narrow(0, start, length).detach().requires_grad_(true);
+                var x = X1.narrow(0, start, length).detach().requires_grad_(true);
                 using var enabled = enable_grad();
                 var value = _kernel.SelfChain(_kernel.Images(x)).Value;
                 var g = autograd.grad([value.mul(diagonal.narrow(0, start, length)).sum()], [x]);
@@ -588,7 +566,7 @@ public sealed class ConvolutionalKernel : IKernel
 
         private void AccumulateCross(Tensor cotangent, Tensor grad1, Tensor grad2)
         {
-            long n1 = _x1.shape[0], n2 = _x2.shape[0];
+            long n1 = X1.shape[0], n2 = X2.shape[0];
             var (rows, columns) = _kernel.ChunkShape(n1, n2);
             for (long r = 0; r < n1; r += rows)
             {
@@ -597,8 +575,8 @@ public sealed class ConvolutionalKernel : IKernel
                 {
                     long cl = Math.Min(columns, n2 - c);
                     using var chunkScope = NewDisposeScope();
-                    var a = _x1.narrow(0, r, rl).detach().requires_grad_(true);
-                    var b = _x2.narrow(0, c, cl).detach().requires_grad_(true);
+                    var a = X1.narrow(0, r, rl).detach().requires_grad_(true);
+                    var b = X2.narrow(0, c, cl).detach().requires_grad_(true);
                     using var enabled = enable_grad();
                     var images1 = _kernel.Images(a);
                     var images2 = _kernel.Images(b);
@@ -608,12 +586,6 @@ public sealed class ConvolutionalKernel : IKernel
                     grad2.narrow(0, c, cl).add_(g[1]);
                 }
             }
-        }
-
-        public override void Dispose()
-        {
-            foreach (var item in _owned) item.Dispose();
-            _owned.Clear();
         }
     }
 }
