@@ -44,16 +44,18 @@ public sealed class BrowserTests
     private static async Task Walk(IPage page)
     {
 
+        await SignIn(page);
+
         // Runs
         await Open(page, "");
         await page.Locator("[data-testid=runs-empty], [data-testid=run-link]").First.WaitForAsync();
         await Shoot(page, "runs");
         await CheckAccessibility(page, "runs");
 
-        // New run: a short one so that it finishes within the test.
+        // New run: long enough that it is still running when the test cancels it.
         await Open(page, "runs/new");
         var steps = page.Locator("input[data-testid=field-steps], [data-testid=field-steps] input").First;
-        await steps.FillAsync("120");
+        await steps.FillAsync("100000");
         await steps.PressAsync("Tab");
         await Shoot(page, "new-run");
         await CheckAccessibility(page, "new-run");
@@ -91,20 +93,22 @@ public sealed class BrowserTests
         await npz.SaveAsAsync(npzFile);
         Assert.Equal("PK"u8.ToArray(), (await File.ReadAllBytesAsync(npzFile))[..2]);
 
-        // Cancel if still going, then resume with more steps.
-        var cancel = page.Locator("[data-testid=cancel-run]");
-        if (await cancel.CountAsync() > 0)
-        {
-            await cancel.ClickAsync();
-            await page.Locator("[data-testid=run-state]", new() { HasTextString = "Cancelled" }).WaitForAsync();
-        }
-        else
-        {
-            await page.Locator("[data-testid=resume-run]").WaitForAsync();
-        }
+        // The distiller crashes and comes back: the open page must pick the run up again by itself,
+        // showing steps beyond any it had shown before the crash.
+        var shownBefore = await ShownStep(page);
+        await RestartDistiller();
+        await page.WaitForFunctionAsync("s => Number(document.querySelector('[data-testid=run-step] b')?.textContent ?? 0) > s", shownBefore + 20, new() { Timeout = 180_000 });
+        Assert.DoesNotMatch(new Regex(@"^\s*at [\w.`<>]+\(", RegexOptions.Multiline), await page.Locator("body").InnerTextAsync());
+        await Shoot(page, "run-after-restart");
+
+        // Cancel, resume with more steps, and cancel again so that the second run has the machine.
+        await page.Locator("[data-testid=cancel-run]").ClickAsync();
+        await page.Locator("[data-testid=run-state]", new() { HasTextString = "Cancelled" }).WaitForAsync();
         await page.Locator("[data-testid=resume-run]").ClickAsync();
         await page.Locator("[data-testid=resume-confirm]").ClickAsync();
-        await page.Locator("[data-testid=run-state]", new() { HasTextRegex = new Regex("Queued|Running|Succeeded") }).WaitForAsync();
+        await page.Locator("[data-testid=run-state]", new() { HasTextRegex = new Regex("Queued|Running") }).WaitForAsync();
+        await page.Locator("[data-testid=cancel-run]").ClickAsync();
+        await page.Locator("[data-testid=run-state]", new() { HasTextString = "Cancelled" }).WaitForAsync();
 
         // A second, shorter run to compare with the first.
         var first = page.Url.Split('/')[^1];
@@ -133,6 +137,39 @@ public sealed class BrowserTests
         await page.Locator("[data-testid=kernels-table]").WaitForAsync();
         await Shoot(page, "kernels");
         await CheckAccessibility(page, "kernels");
+    }
+
+    /// <summary>Every page asks for the access key first; a wrong key is refused with a message.</summary>
+    private static async Task SignIn(IPage page)
+    {
+        var key = Environment.GetEnvironmentVariable("DISTILL_DASHBOARD_ACCESS_KEY");
+        Assert.False(string.IsNullOrEmpty(key), "DISTILL_DASHBOARD_ACCESS_KEY is not set (tests/browser/run-browser-tests.sh sets it)");
+        await page.GotoAsync(BaseUrl + "kernels");
+        await page.WaitForURLAsync(new Regex("/signin\\?"));
+        await CheckAccessibility(page, "signin");
+        await page.Locator("#key").FillAsync(key + "-wrong");
+        await page.Locator("button[type=submit]").ClickAsync();
+        await page.Locator("[role=alert]", new() { HasTextString = "not right" }).WaitForAsync();
+        await Shoot(page, "signin-refused");
+        await page.Locator("#key").FillAsync(key);
+        await page.Locator("button[type=submit]").ClickAsync();
+        // Back where it was sent from, now signed in.
+        await page.WaitForURLAsync(new Regex("/kernels$"));
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+    }
+
+    private static async Task<long> ShownStep(IPage page) =>
+        long.Parse(await page.Locator("[data-testid=run-step] b").InnerTextAsync(), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>SIGKILLs the distiller and starts it again on the same port and data folder.</summary>
+    private static async Task RestartDistiller()
+    {
+        var script = Environment.GetEnvironmentVariable("DISTILL_RESTART_DISTILLER");
+        Assert.False(string.IsNullOrEmpty(script), "DISTILL_RESTART_DISTILLER is not set (tests/browser/run-browser-tests.sh sets it)");
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", [script!]) { RedirectStandardError = true })!;
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"restarting the distiller failed: {error}");
     }
 
     private static async Task Open(IPage page, string path)
