@@ -5,7 +5,7 @@
 # compose-e2e prints the run through the containers (deploy/containers/test-compose.sh,
 # undisturbed) and ratio= its steps/s over the same run on bare processes.
 # dashboard-live prints pages= steps= dashboard_cpu= (the dashboard process's CPU over the run,
-# fraction of one core) events_missed= p95_update_ms= (distiller event to point drawn).
+# fraction of one core, while it watches a second run; cold_dashboard_cpu= for the first) events_missed= p95_update_ms= (distiller event to point drawn).
 #
 #   bench/run.sh --list
 #   bench/run.sh CASE            data from $DISTILL_DATA (default: ../shared/datasets)

@@ -197,6 +197,19 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Step_events_move_the_progress_line()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=run-step]")));
+        var t = DateTimeOffset.UnixEpoch;
+        page.InvokeAsync(() => Fake.Push(new StepEvent(1, t, 7, 100, 0.5, 10)));
+        page.WaitForAssertion(() => Assert.Equal("Step 7 of 100", page.Find("[data-testid=run-step]").TextContent));
+        page.InvokeAsync(() => Fake.Push(new StepEvent(2, t, 8, 100, 0.4, 10)));
+        page.WaitForAssertion(() => Assert.Equal("Step 8 of 100", page.Find("[data-testid=run-step]").TextContent));
+    }
+
+    [Fact]
     public async Task Smoothing_and_time_axis_redraw_the_curves()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));
