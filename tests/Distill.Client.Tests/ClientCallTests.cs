@@ -55,6 +55,38 @@ public class ClientCallTests
         Assert.Equal(Now.ToDateTimeOffset(), run.CreateTime);
     }
 
+    public static TheoryData<KernelSpecification> ConvolutionalKernels() => new(
+        KernelSpecification.ConvolutionalKernel(ConvolutionalNetwork.Myrtle5, 3, 32, 16, KernelKind.Nngp, ConvolutionalReadout.GlobalAveragePool) with { WStd = 1.5 },
+        KernelSpecification.ConvolutionalKernel(ConvolutionalNetwork.ConvNet, 1, 28, 28),
+        KernelSpecification.RandomFeatureKernel(ConvolutionalNetwork.ConvNet3, 1, 8, 8, networks: 4, width: 64, seed: 9) with { BStd = 0 },
+        KernelSpecification.RandomFeatureKernel(ConvolutionalNetwork.ConvNet, 3, 32, 32));
+
+    [Theory]
+    [MemberData(nameof(ConvolutionalKernels))]
+    public async Task StartRun_with_a_convolutional_kernel_sends_its_oneof_member_and_reads_it_back(KernelSpecification kernel)
+    {
+        var invoker = new FakeInvoker((_, request) => SampleRun(((StartRunRequest)request).Spec));
+        var client = new DistillerClient(invoker);
+        var spec = new RunSpecification { Dataset = "cifar10", Kernel = kernel };
+
+        var run = await client.StartRunAsync(spec, "");
+
+        var sent = ((StartRunRequest)Assert.Single(invoker.Calls).Request).Spec.Kernel;
+        if (kernel.Architecture == KernelSpecification.Convolutional)
+        {
+            Assert.Equal(KernelProto.KernelSpec.ArchitectureOneofCase.Convolutional, sent.ArchitectureCase);
+            Assert.Equal(kernel.ImageHeight, sent.Convolutional.ImageHeight);
+            Assert.Equal(kernel.WStd is not null, sent.Convolutional.HasWStd);
+        }
+        else
+        {
+            Assert.Equal(KernelProto.KernelSpec.ArchitectureOneofCase.RandomFeatures, sent.ArchitectureCase);
+            Assert.Equal(kernel.Networks is not null, sent.RandomFeatures.HasNetworks);
+            Assert.Equal(kernel.Seed, sent.RandomFeatures.Seed);
+        }
+        Assert.Equal(spec, run.Spec);
+    }
+
     [Fact]
     public async Task Calls_by_bare_id_send_the_resource_name_and_errors_arrive_decoded()
     {

@@ -17,9 +17,12 @@ internal static class Messages
     public static TorchSharp.torch.Tensor Random(long rows, long columns, ulong seed) =>
         randn(rows, columns, dtype: ScalarType.Float64, generator: new Generator(seed));
 
-    /// <summary>Uploads an n x d dataset with labels i mod classes, streamed in chunks of <paramref name="chunkRows"/>.</summary>
+    /// <summary>
+    /// Uploads an n x d dataset with labels i mod classes, streamed in chunks of <paramref name="chunkRows"/>;
+    /// <paramref name="imageShape"/> (C, H, W) declares the rows as images, otherwise d flat features.
+    /// </summary>
     public static async Task<Dataset> UploadAsync(Protos.Kernel.V1.KernelService.KernelServiceClient client,
-        TorchSharp.torch.Tensor train, TorchSharp.torch.Tensor test, int classes, int chunkRows = 16)
+        TorchSharp.torch.Tensor train, TorchSharp.torch.Tensor test, int classes, int chunkRows = 16, long[]? imageShape = null)
     {
         using var call = client.UploadDataset();
         bool first = true;
@@ -30,7 +33,7 @@ internal static class Messages
                 var length = Math.Min(chunkRows, features.shape[0] - start);
                 var message = new UploadDatasetRequest { Split = split, Features = features.narrow(0, start, length).ToMessage() };
                 message.Labels.AddRange(Enumerable.Range((int)start, (int)length).Select(i => i % classes));
-                if (first) message.Header = new UploadDatasetHeader { DisplayName = "upload", ClassCount = classes, ImageShape = { features.shape[1] } };
+                if (first) message.Header = new UploadDatasetHeader { DisplayName = "upload", ClassCount = classes, ImageShape = { imageShape ?? [features.shape[1]] } };
                 first = false;
                 await call.RequestStream.WriteAsync(message);
             }

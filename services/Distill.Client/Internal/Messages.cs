@@ -62,13 +62,39 @@ internal static class Messages
 
     public static KernelProto.KernelSpec ToProto(KernelSpecification kernel)
     {
-        if (kernel.Architecture != KernelSpecification.FullyConnected)
-            throw new ArgumentException($"kernel architecture '{kernel.Architecture}' is not one this client can send", nameof(kernel));
-        var fc = new KernelProto.FullyConnectedSpec { Kind = kernel.Kind == KernelKind.Nngp ? KernelProto.KernelKind.Nngp : KernelProto.KernelKind.Ntk };
-        if (kernel.Depth is { } depth) fc.Depth = depth;
-        if (kernel.WStd is { } w) fc.WStd = w;
-        if (kernel.BStd is { } b) fc.BStd = b;
-        return new KernelProto.KernelSpec { FullyConnected = fc };
+        var kind = kernel.Kind == KernelKind.Nngp ? KernelProto.KernelKind.Nngp : KernelProto.KernelKind.Ntk;
+        switch (kernel.Architecture)
+        {
+            case KernelSpecification.FullyConnected:
+                var fc = new KernelProto.FullyConnectedSpec { Kind = kind };
+                if (kernel.Depth is { } depth) fc.Depth = depth;
+                if (kernel.WStd is { } w) fc.WStd = w;
+                if (kernel.BStd is { } b) fc.BStd = b;
+                return new KernelProto.KernelSpec { FullyConnected = fc };
+            case KernelSpecification.Convolutional:
+                var conv = new KernelProto.ConvolutionalSpec
+                {
+                    Architecture = ToProto(kernel.Network), Kind = kind, Readout = ToProto(kernel.Readout),
+                    ImageChannels = kernel.ImageChannels, ImageHeight = kernel.ImageHeight, ImageWidth = kernel.ImageWidth,
+                };
+                if (kernel.WStd is { } convW) conv.WStd = convW;
+                if (kernel.BStd is { } convB) conv.BStd = convB;
+                return new KernelProto.KernelSpec { Convolutional = conv };
+            case KernelSpecification.RandomFeatures:
+                // NNGP only: the message has no kind.
+                var rf = new KernelProto.RandomFeatureConvSpec
+                {
+                    Architecture = ToProto(kernel.Network), Readout = ToProto(kernel.Readout),
+                    ImageChannels = kernel.ImageChannels, ImageHeight = kernel.ImageHeight, ImageWidth = kernel.ImageWidth, Seed = kernel.Seed,
+                };
+                if (kernel.WStd is { } rfW) rf.WStd = rfW;
+                if (kernel.BStd is { } rfB) rf.BStd = rfB;
+                if (kernel.Networks is { } networks) rf.Networks = networks;
+                if (kernel.Width is { } width) rf.Width = width;
+                return new KernelProto.KernelSpec { RandomFeatures = rf };
+            default:
+                throw new ArgumentException($"kernel architecture '{kernel.Architecture}' is not one this client can send", nameof(kernel));
+        }
     }
 
     public static KernelSpecification FromProto(KernelProto.KernelSpec kernel) => kernel.ArchitectureCase switch
@@ -77,12 +103,59 @@ internal static class Messages
         KernelProto.KernelSpec.ArchitectureOneofCase.None => new KernelSpecification(),
         KernelProto.KernelSpec.ArchitectureOneofCase.FullyConnected => new KernelSpecification(
             KernelSpecification.FullyConnected,
-            kernel.FullyConnected.Kind == KernelProto.KernelKind.Nngp ? KernelKind.Nngp : KernelKind.Ntk,
+            FromProto(kernel.FullyConnected.Kind),
             kernel.FullyConnected.HasDepth ? kernel.FullyConnected.Depth : null,
             kernel.FullyConnected.HasWStd ? kernel.FullyConnected.WStd : null,
             kernel.FullyConnected.HasBStd ? kernel.FullyConnected.BStd : null),
+        KernelProto.KernelSpec.ArchitectureOneofCase.Convolutional => new KernelSpecification(
+            KernelSpecification.Convolutional,
+            FromProto(kernel.Convolutional.Kind),
+            WStd: kernel.Convolutional.HasWStd ? kernel.Convolutional.WStd : null,
+            BStd: kernel.Convolutional.HasBStd ? kernel.Convolutional.BStd : null)
+        {
+            Network = FromProto(kernel.Convolutional.Architecture), Readout = FromProto(kernel.Convolutional.Readout),
+            ImageChannels = kernel.Convolutional.ImageChannels, ImageHeight = kernel.Convolutional.ImageHeight,
+            ImageWidth = kernel.Convolutional.ImageWidth,
+        },
+        KernelProto.KernelSpec.ArchitectureOneofCase.RandomFeatures => new KernelSpecification(
+            KernelSpecification.RandomFeatures,
+            KernelKind.Nngp,
+            WStd: kernel.RandomFeatures.HasWStd ? kernel.RandomFeatures.WStd : null,
+            BStd: kernel.RandomFeatures.HasBStd ? kernel.RandomFeatures.BStd : null)
+        {
+            Network = FromProto(kernel.RandomFeatures.Architecture), Readout = FromProto(kernel.RandomFeatures.Readout),
+            ImageChannels = kernel.RandomFeatures.ImageChannels, ImageHeight = kernel.RandomFeatures.ImageHeight,
+            ImageWidth = kernel.RandomFeatures.ImageWidth,
+            Networks = kernel.RandomFeatures.HasNetworks ? kernel.RandomFeatures.Networks : null,
+            Width = kernel.RandomFeatures.HasWidth ? kernel.RandomFeatures.Width : null,
+            Seed = kernel.RandomFeatures.Seed,
+        },
         var other => new KernelSpecification(other.ToString()),
     };
+
+    private static KernelKind FromProto(KernelProto.KernelKind kind) => kind == KernelProto.KernelKind.Nngp ? KernelKind.Nngp : KernelKind.Ntk;
+
+    private static KernelProto.ConvArchitecture ToProto(ConvolutionalNetwork network) => network switch
+    {
+        ConvolutionalNetwork.ConvNet => KernelProto.ConvArchitecture.ConvNet,
+        ConvolutionalNetwork.ConvNet3 => KernelProto.ConvArchitecture.ConvNet3,
+        ConvolutionalNetwork.Myrtle5 => KernelProto.ConvArchitecture.Myrtle5,
+        _ => throw new ArgumentException($"unknown convolutional network {network}", nameof(network)),
+    };
+
+    // An architecture this client does not know reads as ConvNet; the server always sends one it accepted.
+    private static ConvolutionalNetwork FromProto(KernelProto.ConvArchitecture architecture) => architecture switch
+    {
+        KernelProto.ConvArchitecture.ConvNet3 => ConvolutionalNetwork.ConvNet3,
+        KernelProto.ConvArchitecture.Myrtle5 => ConvolutionalNetwork.Myrtle5,
+        _ => ConvolutionalNetwork.ConvNet,
+    };
+
+    private static KernelProto.ConvReadout ToProto(ConvolutionalReadout readout) =>
+        readout == ConvolutionalReadout.GlobalAveragePool ? KernelProto.ConvReadout.GlobalAveragePool : KernelProto.ConvReadout.Flatten;
+
+    private static ConvolutionalReadout FromProto(KernelProto.ConvReadout readout) =>
+        readout == KernelProto.ConvReadout.GlobalAveragePool ? ConvolutionalReadout.GlobalAveragePool : ConvolutionalReadout.Flatten;
 
     public static RunInfo FromProto(Run run)
     {

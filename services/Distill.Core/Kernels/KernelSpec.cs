@@ -32,11 +32,22 @@ public enum KernelReadout
 }
 
 /// <summary>
+/// RFAD's random-feature estimate instead of the exact kernel (<see cref="RandomFeatureConvKernel"/>):
+/// <paramref name="Networks"/> random finite networks of the spec's architecture, each
+/// <paramref name="Width"/> channels wide, a pure function of <paramref name="Seed"/>.
+/// </summary>
+public sealed record RandomFeatureSpec(
+    int Networks = RandomFeatureConvKernel.DefaultNetworks,
+    int Width = RandomFeatureConvKernel.DefaultWidth,
+    ulong Seed = 0);
+
+/// <summary>
 /// A kernel as a value: architecture, NTK or NNGP, depth and the weight and bias
 /// standard deviations of the NTK parameterisation (kernel-math.md section 1).
 /// Convolutional architectures fix their own layer sequence (<see cref="Depth"/> is
 /// the fully connected kernel's only) and read their n x (C*H*W) input rows as
 /// channel-major C x H x W images of the given size, with the given readout.
+/// With <see cref="RandomFeatures"/> set, a convolutional NNGP is estimated by random features.
 /// </summary>
 public sealed record KernelSpec(
     KernelKind Kind = KernelKind.Ntk,
@@ -47,7 +58,8 @@ public sealed record KernelSpec(
     int ImageChannels = 0,
     int ImageHeight = 0,
     int ImageWidth = 0,
-    KernelReadout Readout = KernelReadout.Flatten)
+    KernelReadout Readout = KernelReadout.Flatten,
+    RandomFeatureSpec? RandomFeatures = null)
 {
     /// <summary>Largest image side a convolutional kernel accepts.</summary>
     public const int MaxImageSide = 1024;
@@ -83,17 +95,52 @@ public sealed record KernelSpec(
             if (ImageWidth < minimumSide || ImageWidth > MaxImageSide)
                 throw new InvalidFieldException("kernel.image_width", $"{Architecture} needs between {minimumSide} and {MaxImageSide} pixels, got {ImageWidth}");
         }
+        if (RandomFeatures is { } features)
+        {
+            if (!IsConvolutional)
+                throw new InvalidFieldException("kernel.architecture", $"random features need a convolutional architecture, got {Architecture}");
+            if (Kind != KernelKind.Nngp)
+                throw new InvalidFieldException("kernel.kind", "random features estimate the NNGP only");
+            if (features.Networks <= 0 || features.Networks > RandomFeatureConvKernel.MaxNetworks)
+                throw new InvalidFieldException("kernel.networks", $"must be between 1 and {RandomFeatureConvKernel.MaxNetworks}, got {features.Networks}");
+            if (features.Width <= 0 || features.Width > RandomFeatureConvKernel.MaxWidth)
+                throw new InvalidFieldException("kernel.width", $"must be between 1 and {RandomFeatureConvKernel.MaxWidth}, got {features.Width}");
+        }
         return this;
     }
 
-    public IKernel Create() => Validate().Architecture switch
+    /// <summary>
+    /// Throws <see cref="InvalidFieldException"/> naming the image field that differs when a
+    /// convolutional kernel is given images of shape C x H x W; any shape suits a fully connected one.
+    /// </summary>
+    public void CheckImageShape(long channels, long height, long width)
     {
-        KernelArchitecture.FullyConnected => new FullyConnectedKernel(this),
-        KernelArchitecture.ConvNet or KernelArchitecture.ConvNet3 or KernelArchitecture.Myrtle5 => new ConvolutionalKernel(this),
+        if (!IsConvolutional) return;
+        var given = $"the images are {channels}x{height}x{width}";
+        if (channels != ImageChannels)
+            throw new InvalidFieldException("kernel.image_channels", $"the kernel reads {ImageChannels} channels, {given}");
+        if (height != ImageHeight)
+            throw new InvalidFieldException("kernel.image_height", $"the kernel reads images {ImageHeight} pixels high, {given}");
+        if (width != ImageWidth)
+            throw new InvalidFieldException("kernel.image_width", $"the kernel reads images {ImageWidth} pixels wide, {given}");
+    }
+
+    /// <summary>
+    /// The one factory from spec to kernel. <paramref name="maxChunkElements"/> bounds the largest
+    /// intermediate tensor of one chunk of a convolutional kernel (a server passes its memory budget);
+    /// fully connected kernels need no chunking.
+    /// </summary>
+    public IKernel Create(long maxChunkElements = ConvolutionalKernel.DefaultMaxChunkElements) => Validate() switch
+    {
+        { RandomFeatures: { } features } => new RandomFeatureConvKernel(this, features.Networks, features.Width, features.Seed, maxChunkElements),
+        { Architecture: KernelArchitecture.FullyConnected } => new FullyConnectedKernel(this),
+        { IsConvolutional: true } => new ConvolutionalKernel(this, maxChunkElements),
         _ => throw new InvalidFieldException("kernel.architecture", $"{Architecture} is not supported"),
     };
 
-    public override string ToString() => IsConvolutional
+    public override string ToString() => RandomFeatures is { } features
+        ? $"{Architecture} {Readout} random-feature NNGP ({features.Networks} networks of width {features.Width}, seed {features.Seed}) on {ImageChannels}x{ImageHeight}x{ImageWidth} (W_std {WStd:G6}, b_std {BStd:G6})"
+        : IsConvolutional
         ? $"{Architecture} {Readout} {Kind.ToString().ToUpperInvariant()} on {ImageChannels}x{ImageHeight}x{ImageWidth} (W_std {WStd:G6}, b_std {BStd:G6})"
         : $"{Architecture} depth {Depth} {Kind.ToString().ToUpperInvariant()} (W_std {WStd:G6}, b_std {BStd:G6})";
 }

@@ -1,4 +1,3 @@
-using Distill.Core.Errors;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,19 +23,14 @@ public sealed class RandomFeatureConvKernel : IKernel
 
     private readonly ConvolutionalKernel.Layer[] _layers;
 
-    /// <param name="spec">a convolutional architecture, NNGP (random features have no NTK counterpart here).</param>
+    /// <param name="spec">a convolutional architecture, NNGP (random features have no NTK counterpart here);
+    /// its <see cref="KernelSpec.RandomFeatures"/> is replaced by (networks, width, seed), so that
+    /// <see cref="Spec"/> names this kernel exactly.</param>
     public RandomFeatureConvKernel(KernelSpec spec, int networks = DefaultNetworks, int width = DefaultWidth, ulong seed = 0,
         long maxChunkElements = ConvolutionalKernel.DefaultMaxChunkElements)
     {
-        Spec = spec.Validate();
-        if (!spec.IsConvolutional)
-            throw new InvalidFieldException("kernel.architecture", $"random features need a convolutional architecture, got {spec.Architecture}");
-        if (spec.Kind != KernelKind.Nngp)
-            throw new InvalidFieldException("kernel.kind", "random features estimate the NNGP only");
-        if (networks <= 0 || networks > MaxNetworks)
-            throw new InvalidFieldException("kernel.networks", $"must be between 1 and {MaxNetworks}, got {networks}");
-        if (width <= 0 || width > MaxWidth)
-            throw new InvalidFieldException("kernel.width", $"must be between 1 and {MaxWidth}, got {width}");
+        // KernelSpec.Validate checks the architecture, kind, networks and width (one place for the limits).
+        Spec = (spec with { RandomFeatures = new RandomFeatureSpec(networks, width, seed) }).Validate();
         if (maxChunkElements <= 0)
             throw new ArgumentException($"max_chunk_elements must be positive, got {maxChunkElements}", nameof(maxChunkElements));
         Networks = networks;

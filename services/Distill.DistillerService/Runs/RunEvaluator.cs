@@ -32,6 +32,7 @@ public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, Dataset
         using (labels)
         {
             var data = await datasets.GetAsync(run.Spec);
+            kernel.CheckImages(DatasetCache.ImageShape(data), kernelMessage is null ? "spec.kernel" : "kernel");
             var reference = DatasetCache.Reference(run.Spec);
             await using var hold = pool.Hold(reference);
             var backend = new RemoteKipBackend(pool, reference, kernel, RunSpecs.ToOptions(run.Spec).Regularization, data.TrainImages.shape[0],

@@ -1,3 +1,4 @@
+using Distill.Adapters.Conversions;
 using Distill.Core.Runs;
 using Distill.DistillerService.Configuration;
 using Distill.DistillerService.Datasets;
@@ -23,6 +24,8 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
         var run = lifecycle.Get(id);
         var kip = RunSpecs.ToOptions(run.Spec);
         var data = await datasets.GetAsync(run.Spec).WaitAsync(cancellation);
+        // A convolutional kernel reads images of one shape: fail here, naming the field, not on every service.
+        kip.Kernel.CheckImages(DatasetCache.ImageShape(data), "spec.kernel");
         var reference = DatasetCache.Reference(run.Spec);
         await using var hold = pool.Hold(reference);
         var backend = new RemoteKipBackend(pool, reference, kip.Kernel, kip.Regularization, data.TrainImages.shape[0], DatasetCache.ImageShape(data),

@@ -11,6 +11,13 @@ public sealed class KernelServiceOptions
     /// <summary>Largest number of kernel entries (n1 x n2) or inline tensor elements one request may involve.</summary>
     public long MaxElementsPerRequest { get; set; } = 200_000_000;
 
+    /// <summary>
+    /// Memory budget of one convolutional kernel computation: the largest per-layer tensor of one
+    /// chunk of image pairs (float64 elements; the default, 4M, is 32 MiB, and autograd keeps a few
+    /// tens of such tensors). A bigger request is computed in more chunks, not with more memory.
+    /// </summary>
+    public long MaxChunkElements { get; set; } = Core.Kernels.ConvolutionalKernel.DefaultMaxChunkElements;
+
     /// <summary>Compute requests served at once; more are refused with RESOURCE_EXHAUSTED.</summary>
     public int MaxConcurrentRequests { get; set; } = 4;
 

@@ -52,7 +52,7 @@ public sealed class KernelGrpcService(
             DatasetElements = datasets.Elements,
             MaxDatasetElements = options.Value.MaxDatasetElements,
         };
-        info.Kernels.Add(["fully_connected/ntk", "fully_connected/nngp"]);
+        info.Kernels.Add(["fully_connected/ntk", "fully_connected/nngp", "convolutional/ntk", "convolutional/nngp", "random_features/nngp"]);
         return Task.FromResult(info);
     }
 
@@ -147,15 +147,17 @@ public sealed class KernelGrpcService(
 
     public override async Task ComputeGram(ComputeGramRequest request, IServerStreamWriter<GramBlock> responseStream, ServerCallContext context)
     {
-        var kernel = RequestReader.Kernel(request.Kernel).Create();
+        var kernel = reader.Kernel(request.Kernel);
         var dtype = request.Dtype == DataType.Float32 ? DataType.Float32 : DataType.Float64;
         var (x1, x2) = await compute.RunAsync(() =>
         {
             using var scope = NewDisposeScope();
-            var (a, _, selection1) = reader.Operand(request.X1, "x1");
+            var (a, shape1, selection1) = reader.Operand(request.X1, "x1");
             using var held1 = selection1;
-            var (b, _, selection2) = reader.Operand(request.X2, "x2");
+            RequestReader.CheckImages(kernel, a, shape1, selection1, "x1");
+            var (b, shape2, selection2) = reader.Operand(request.X2, "x2");
             using var held2 = selection2;
+            RequestReader.CheckImages(kernel, b, shape2, selection2, "x2");
             RequestReader.SameFeatures(a, "x1", b, "x2");
             reader.CheckElements(a.shape[0] * b.shape[0], "x1 x x2");
             // Rows are copied out of the dataset, so it may be dropped while blocks stream.
@@ -177,7 +179,7 @@ public sealed class KernelGrpcService(
                 var block = await compute.RunAsync(() =>
                 {
                     using var blockScope = NewDisposeScope();
-                    var values = kernel.Compute(x1.narrow(0, rowStart, length), x2);
+                    var values = kernel.Kernel.Compute(x1.narrow(0, rowStart, length), x2);
                     return new GramBlock { RowStart = rowStart, TotalRows = n1, Block = values.ToMessage(dtype) };
                 }, context.CancellationToken);
                 metrics.Computed(nameof(ComputeGram), length * n2);
@@ -195,10 +197,11 @@ public sealed class KernelGrpcService(
     {
         return compute.RunAsync(() =>
         {
-            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var kernel = reader.Kernel(request.Kernel);
             using var scope = NewDisposeScope();
             var (x1, shape1, selection1) = reader.Operand(request.X1, "x1");
             using var held1 = selection1;
+            RequestReader.CheckImages(kernel, x1, shape1, selection1, "x1");
             if (request.WantX1 && selection1 is not null)
                 throw new InvalidFieldException("want_x1", "x1 names dataset rows; only inline operands have gradients");
             var response = new VectorJacobianProductResponse();
@@ -207,7 +210,7 @@ public sealed class KernelGrpcService(
                 if (request.X2 is not null && request.X2.SourceCase != Operand.SourceOneofCase.None)
                     throw new InvalidFieldException("x2", "leave empty for a symmetric product (x2 = x1)");
                 var cotangent = Cotangent(request.Cotangent, x1.shape[0], x1.shape[0]);
-                var (grad, _) = GramMatrix.VectorJacobianProduct(kernel, x1, x1, cotangent, symmetric: true);
+                var (grad, _) = GramMatrix.VectorJacobianProduct(kernel.Kernel, x1, x1, cotangent, symmetric: true);
                 response.GradX1 = grad!.ToMessage(shape: shape1);
                 metrics.Computed(nameof(VectorJacobianProduct), x1.shape[0] * x1.shape[0]);
                 return response;
@@ -215,12 +218,13 @@ public sealed class KernelGrpcService(
 
             var (x2, shape2, selection2) = reader.Operand(request.X2, "x2");
             using var held2 = selection2;
+            RequestReader.CheckImages(kernel, x2, shape2, selection2, "x2");
             if (request.WantX2 && selection2 is not null)
                 throw new InvalidFieldException("want_x2", "x2 names dataset rows; only inline operands have gradients");
             RequestReader.SameFeatures(x1, "x1", x2, "x2");
             reader.CheckElements(x1.shape[0] * x2.shape[0], "x1 x x2");
             var cot = Cotangent(request.Cotangent, x1.shape[0], x2.shape[0]);
-            var (g1, g2) = GramMatrix.VectorJacobianProduct(kernel, x1, x2, cot, request.WantX1, request.WantX2,
+            var (g1, g2) = GramMatrix.VectorJacobianProduct(kernel.Kernel, x1, x2, cot, request.WantX1, request.WantX2,
                 cancellation: context.CancellationToken);
             if (g1 is not null) response.GradX1 = g1.ToMessage(shape: shape1);
             if (g2 is not null) response.GradX2 = g2.ToMessage(shape: shape2);
@@ -233,23 +237,25 @@ public sealed class KernelGrpcService(
     {
         return compute.RunAsync(() =>
         {
-            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var kernel = reader.Kernel(request.Kernel);
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             using var scope = NewDisposeScope();
-            var (support, _, selection) = reader.Operand(request.Support, "support");
+            var (support, supportShape, selection) = reader.Operand(request.Support, "support");
             using var held = selection;
+            RequestReader.CheckImages(kernel, support, supportShape, selection, "support");
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], classCount: null);
             reader.CheckElements(support.shape[0] * support.shape[0], "support x support");
             Tensor? query = null;
             if (request.Query is not null && request.Query.SourceCase != Operand.SourceOneofCase.None)
             {
-                var (q, _, querySelection) = reader.Operand(request.Query, "query");
+                var (q, queryShape, querySelection) = reader.Operand(request.Query, "query");
                 using var heldQuery = querySelection;
+                RequestReader.CheckImages(kernel, q, queryShape, querySelection, "query");
                 RequestReader.SameFeatures(support, "support", q, "query");
                 reader.CheckElements(q.shape[0] * support.shape[0], "query x support");
                 query = q;
             }
-            var fit = KernelRidgeRegression.FitAndPredict(kernel, support, labels, regularization, query);
+            var fit = KernelRidgeRegression.FitAndPredict(kernel.Kernel, support, labels, regularization, query);
             var response = new SolveKrrResponse { Alpha = fit.Alpha.ToMessage(), Ridge = fit.Ridge, SolveMethod = fit.Method.ToMessage() };
             if (fit.Predictions is not null)
             {
@@ -265,16 +271,18 @@ public sealed class KernelGrpcService(
     {
         return compute.RunAsync(() =>
         {
-            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var kernel = reader.Kernel(request.Kernel);
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             using var use = datasets.Use(request.Dataset, "dataset");
             var dataset = use.Dataset;
+            // The support must match the dataset (RequestReader.Support), so checking the dataset covers both.
+            RequestReader.CheckImages(kernel, dataset.FeatureCount, dataset.ImageShape, "dataset");
             var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);
             using var scope = NewDisposeScope();
             var support = reader.Support(request.Support, dataset).Rows;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             reader.CheckElements(split.Count * support.shape[0], "split x support");
-            var result = KrrEvaluator.Evaluate(kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
+            var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
             metrics.Computed(nameof(EvaluateKrr), split.Count * support.shape[0]);
             return new EvaluateKrrResponse
             {
@@ -288,10 +296,11 @@ public sealed class KernelGrpcService(
         return compute.RunAsync(() =>
         {
             var watch = System.Diagnostics.Stopwatch.StartNew();
-            var kernel = RequestReader.Kernel(request.Kernel).Create();
+            var kernel = reader.Kernel(request.Kernel);
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             using var scope = NewDisposeScope();
             using var targets = reader.Rows(request.Targets, "targets");
+            RequestReader.CheckImages(kernel, targets.Dataset.FeatureCount, targets.Dataset.ImageShape, "targets.dataset");
             var support = reader.Support(request.Support, targets.Dataset);
             var labels = Labels(request.SupportLabels, "support_labels", support.Rows.shape[0], targets.Dataset.ClassCount);
             var count = targets.Count;
@@ -300,7 +309,7 @@ public sealed class KernelGrpcService(
                 throw new InvalidFieldException("total_targets", $"{total} is less than this shard's {count} targets");
             reader.CheckElements(count * support.Rows.shape[0], "targets x support");
 
-            var objective = new KipObjective(kernel, regularization);
+            var objective = new KipObjective(kernel.Kernel, regularization);
             using var result = objective.ShardStep(support.Rows, labels, targets.Split.Features.index_select(0, targets.Index),
                 targets.Split.Targets.index_select(0, targets.Index), total, request.WantLabelGradient);
             metrics.Computed(nameof(KipShardStep), (count + support.Rows.shape[0]) * support.Rows.shape[0]);
@@ -320,19 +329,20 @@ public sealed class KernelGrpcService(
 
     public override Task<LabelSolveShardResponse> LabelSolveShard(LabelSolveShardRequest request, ServerCallContext context)
     {
-        var kernel = RequestReader.Kernel(request.Kernel).Create();
+        var kernel = reader.Kernel(request.Kernel);
         return compute.RunAsync(() =>
         {
             using var scope = NewDisposeScope();
             using var targets = reader.Rows(request.Targets, "targets");
+            RequestReader.CheckImages(kernel, targets.Dataset.FeatureCount, targets.Dataset.ImageShape, "targets.dataset");
             var support = reader.Support(request.Support, targets.Dataset).Rows;
             reader.CheckElements(targets.Count * support.shape[0], "targets x support");
-            var (normal, projected) = LabelSolver.Accumulate(kernel, support, targets.Split.Features.index_select(0, targets.Index),
+            var (normal, projected) = LabelSolver.Accumulate(kernel.Kernel, support, targets.Split.Features.index_select(0, targets.Index),
                 targets.Split.Targets.index_select(0, targets.Index));
             metrics.Computed(nameof(LabelSolveShard), (targets.Count + support.shape[0]) * support.shape[0]);
             return new LabelSolveShardResponse
             {
-                Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = kernel.ComputeSymmetric(support).ToMessage(),
+                Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = kernel.Kernel.ComputeSymmetric(support).ToMessage(),
             };
         }, context.CancellationToken);
     }

@@ -14,6 +14,9 @@ namespace Distill.KernelService.Grpc;
 /// <summary>Inline images flattened to the rows the engine's kernels take, with the shape they arrived in.</summary>
 public sealed record InlineImages(Tensor Rows, long[] Shape);
 
+/// <summary>A request's kernel: the engine's spec and the kernel built from it within the server's memory budget.</summary>
+public sealed record RequestKernel(CoreKernels.KernelSpec Spec, CoreKernels.IKernel Kernel);
+
 /// <summary>Rows that a request names in a registered dataset, held (see <see cref="DatasetUse"/>) until disposed.</summary>
 public sealed class DatasetSelection(DatasetUse use, RegisteredSplit split, Tensor index) : IDisposable
 {
@@ -39,7 +42,32 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
 {
     public const double DefaultRegularization = Core.Regression.KernelRidgeRegression.DefaultRegularization;
 
-    public static CoreKernels.KernelSpec Kernel(KernelSpec? message, string field = "kernel") => message.ToCore(field);
+    /// <summary>The request's kernel, through the engine's one factory, chunked within KernelService:MaxChunkElements.</summary>
+    public RequestKernel Kernel(KernelSpec? message, string field = "kernel")
+    {
+        var spec = message.ToCore(field);
+        return new RequestKernel(spec, spec.Create(options.Value.MaxChunkElements));
+    }
+
+    /// <summary>
+    /// Refuses an operand that a convolutional kernel cannot read as its C x H x W images: images
+    /// of another shape name the kernel's image field that differs; flattened rows of another
+    /// feature count name the operand. <paramref name="imageShape"/> is one image's C, H, W when known.
+    /// </summary>
+    public static void CheckImages(RequestKernel kernel, long featureCount, IReadOnlyList<long>? imageShape, string operandField)
+    {
+        var spec = kernel.Spec;
+        if (!spec.IsConvolutional) return;
+        if (imageShape is not null) spec.CheckImages(imageShape);
+        long expected = (long)spec.ImageChannels * spec.ImageHeight * spec.ImageWidth;
+        if (featureCount != expected)
+            throw new InvalidFieldException(operandField,
+                $"has {featureCount} features, the kernel reads {spec.ImageChannels}x{spec.ImageHeight}x{spec.ImageWidth} = {expected}");
+    }
+
+    /// <summary><see cref="CheckImages"/> for inline images (their own shape) or dataset rows (the dataset's image shape).</summary>
+    public static void CheckImages(RequestKernel kernel, Tensor rows, long[]? inlineShape, DatasetSelection? selection, string operandField) =>
+        CheckImages(kernel, rows.shape[1], inlineShape is { Length: > 2 } ? inlineShape[1..] : selection?.Dataset.ImageShape, operandField);
 
     public static PreprocessingSpec Preprocessing(Protos.Kernel.V1.Preprocessing? message) => message.ToCore("preprocessing");
 

@@ -71,4 +71,30 @@ public class RandomFeatureConvKernelTests : TensorLeakCheck
         Assert.Contains("kernel.width", Assert.Throws<InvalidFieldException>(() => new RandomFeatureConvKernel(ConvNet3, width: -1)).Message);
         Assert.Contains("kernel.architecture", Assert.Throws<InvalidFieldException>(() => new RandomFeatureConvKernel(new KernelSpec(KernelKind.Nngp))).Message);
     }
+
+    [Fact]
+    public void Create_RandomFeatureSpec_IsTheConstructorsKernelWithinTheGivenBudget()
+    {
+        var x = ConvolutionalKernelMonteCarloTests.Inputs(2, 8);
+        var spec = ConvNet3 with { RandomFeatures = new RandomFeatureSpec(Networks: 2, Width: 16, Seed: 3) };
+
+        var created = Assert.IsType<RandomFeatureConvKernel>(spec.Create(maxChunkElements: 100));
+
+        Assert.Equal(100, created.MaxChunkElements);
+        Assert.Equal(spec, created.Spec);
+        // Same networks (a pure function of the seed), other image blocks: round-off only.
+        TensorAssert.Close(new RandomFeatureConvKernel(ConvNet3, networks: 2, width: 16, seed: 3).Compute(x, x), created.Compute(x, x), 1e-13, "factory vs constructor");
+        Assert.Contains("kernel.networks", Assert.Throws<InvalidFieldException>(() => (spec with { RandomFeatures = new RandomFeatureSpec(Networks: 0) }).Validate()).Message);
+        Assert.Contains("kernel.kind", Assert.Throws<InvalidFieldException>(() => (spec with { Kind = KernelKind.Ntk }).Create()).Message);
+    }
+
+    [Fact]
+    public void CheckImageShape_AnotherShape_NamesTheDifferingField()
+    {
+        ConvNet3.CheckImageShape(2, 8, 8);
+        Assert.Equal("kernel.image_channels", Assert.Throws<InvalidFieldException>(() => ConvNet3.CheckImageShape(3, 8, 8)).Field);
+        Assert.Equal("kernel.image_height", Assert.Throws<InvalidFieldException>(() => ConvNet3.CheckImageShape(2, 16, 8)).Field);
+        Assert.Equal("kernel.image_width", Assert.Throws<InvalidFieldException>(() => ConvNet3.CheckImageShape(2, 8, 9)).Field);
+        new KernelSpec().CheckImageShape(3, 32, 32);
+    }
 }

@@ -25,7 +25,7 @@ internal static class DatasetLoading
         });
         var d = prepared!.Source.Train;
         AnsiConsole.MarkupLine($"[bold]{what}[/] on [bold]{Markup.Escape(prepared.Name)}[/]: {d.Count} train / {prepared.Source.Test.Count} test images, " +
-            $"{d.Channels}x{d.Height}x{d.Width}, {d.ClassCount} classes; kernel {Markup.Escape(settings.KernelSpec().ToString())} " +
+            $"{d.Channels}x{d.Height}x{d.Width}, {d.ClassCount} classes; kernel {Markup.Escape(settings.KernelSpec(prepared).ToString())} " +
             $"[grey](loaded in {watch.Elapsed.TotalSeconds:F1} s)[/]");
         return prepared;
     }

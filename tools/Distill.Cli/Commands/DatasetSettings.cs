@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Distill.Core.Data;
 using Distill.Core.Kernels;
 using Distill.Core.Runtime;
 using Spectre.Console;
@@ -17,6 +18,21 @@ public class DatasetSettings : CommandSettings
 
     [CommandOption("--kernel <KIND>"), Description("ntk | nngp"), DefaultValue("ntk")]
     public string Kernel { get; init; } = "ntk";
+
+    [CommandOption("--architecture <NAME>"), Description("fc | convnet | convnet3 | myrtle5; a convolutional kernel reads the dataset's C x H x W images."), DefaultValue("fc")]
+    public string Architecture { get; init; } = "fc";
+
+    [CommandOption("--readout <NAME>"), Description("Convolutional kernels: flatten | gap (global average pooling)."), DefaultValue("flatten")]
+    public string Readout { get; init; } = "flatten";
+
+    [CommandOption("--random-features <N>"), Description("Convolutional NNGP only: estimate it with N random finite networks (RFAD) instead of exactly.")]
+    public int? RandomFeatures { get; init; }
+
+    [CommandOption("--rf-width <N>"), Description("Channels of each random network's convolutions."), DefaultValue(RandomFeatureConvKernel.DefaultWidth)]
+    public int RandomFeatureWidth { get; init; } = RandomFeatureConvKernel.DefaultWidth;
+
+    [CommandOption("--rf-seed <N>"), Description("Seed the random networks are drawn from."), DefaultValue(0UL)]
+    public ulong RandomFeatureSeed { get; init; }
 
     [CommandOption("--depth <N>"), Description("Hidden ReLU layers of the fully connected network."), DefaultValue(1)]
     public int Depth { get; init; } = 1;
@@ -48,14 +64,35 @@ public class DatasetSettings : CommandSettings
     [CommandOption("--block-rows <N>"), Description("Rows per Gram block; bounds memory."), DefaultValue(4096)]
     public int BlockRows { get; init; } = 4096;
 
-    public KernelSpec KernelSpec() => new(
+    /// <summary>
+    /// The kernel the options name. A convolutional one reads the loaded dataset's images; before
+    /// the dataset is loaded (option checks) it reads a stand-in 1 x 32 x 32, which every
+    /// architecture accepts, so only the image-independent options are checked then.
+    /// </summary>
+    public KernelSpec KernelSpec(PreparedDataset? data = null) => new(
         Kernel.ToLowerInvariant() switch
         {
             "ntk" => KernelKind.Ntk,
             "nngp" => KernelKind.Nngp,
             _ => throw new ArgumentException($"--kernel: expected ntk or nngp, got '{Kernel}'"),
         },
-        Depth, WStd, BStd);
+        Depth, WStd, BStd,
+        Architecture.ToLowerInvariant() switch
+        {
+            "fc" => KernelArchitecture.FullyConnected,
+            "convnet" => KernelArchitecture.ConvNet,
+            "convnet3" => KernelArchitecture.ConvNet3,
+            "myrtle5" => KernelArchitecture.Myrtle5,
+            _ => throw new ArgumentException($"--architecture: expected fc, convnet, convnet3 or myrtle5, got '{Architecture}'"),
+        },
+        data?.Source.Train.Channels ?? 1, data?.Source.Train.Height ?? 32, data?.Source.Train.Width ?? 32,
+        Readout.ToLowerInvariant() switch
+        {
+            "flatten" => KernelReadout.Flatten,
+            "gap" => KernelReadout.GlobalAveragePool,
+            _ => throw new ArgumentException($"--readout: expected flatten or gap, got '{Readout}'"),
+        },
+        RandomFeatures is { } networks ? new RandomFeatureSpec(networks, RandomFeatureWidth, RandomFeatureSeed) : null);
 
     public override ValidationResult Validate()
     {

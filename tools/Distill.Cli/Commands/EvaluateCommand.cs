@@ -30,7 +30,7 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
         var labels = tensors["labels"];
         using var support = tensor(images.ToFloats(), [images.Shape[0], images.Shape[1..].Aggregate(1L, (a, b) => a * b)], device: data.TrainImages.device).to_type(ScalarType.Float64);
         using var supportLabels = tensor(labels.ToFloats(), labels.Shape, device: data.TrainImages.device).to_type(ScalarType.Float64);
-        var result = KrrEvaluator.Evaluate(settings.KernelSpec().Create(), support, supportLabels,
+        var result = KrrEvaluator.Evaluate(settings.KernelSpec(data).Create(), support, supportLabels,
             data.TestImages, data.TestLabels, data.TestTargets, settings.Regularization, settings.BlockRows);
         AnsiConsole.MarkupLine($"test accuracy [bold]{result.Accuracy:P2}[/], MSE {result.Mse:G4} on {result.Count} images ({result.Method})");
         Console.WriteLine(FormattableString.Invariant($"result test_accuracy={result.Accuracy:F4} mse={result.Mse:G6} count={result.Count}"));

@@ -52,7 +52,7 @@ public sealed class KernelServiceBenchmarkCommand : Command<KernelServiceBenchma
         if (info.TrainCount != data.TrainImages.shape[0])
             throw new InvalidOperationException($"the service's '{settings.RemotePath}' has {info.TrainCount} training images, the local data {data.TrainImages.shape[0]}");
 
-        var spec = settings.KernelSpec();
+        var spec = settings.KernelSpec(data);
         var objective = new KipObjective(spec.Create(), settings.Regularization);
         var sampler = new TargetSampler(data.TrainLabels, data.ClassCount, seed: 0);
         var initial = sampler.Sample(settings.Support, step: -1, stream: 1);

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using Distill.Core.Data;
 using Distill.Core.Distillation;
 using Distill.Core.Runs;
 using Spectre.Console;
@@ -45,7 +46,8 @@ public sealed class KipSettings : DatasetSettings
     [CommandOption("--resume"), Description("Continue from the checkpoint in --out if there is one.")]
     public bool Resume { get; init; }
 
-    public KipOptions ToOptions() => new()
+    /// <summary>The run's options; a convolutional kernel reads <paramref name="data"/>'s image shape (see <see cref="DatasetSettings.KernelSpec"/>).</summary>
+    public KipOptions ToOptions(PreparedDataset? data = null) => new()
     {
         Method = Method.ToLowerInvariant() switch
         {
@@ -53,7 +55,7 @@ public sealed class KipSettings : DatasetSettings
             "ls" => DistillationMethod.LabelSolve,
             _ => throw new ArgumentException($"--method: expected kip or ls, got '{Method}'"),
         },
-        Kernel = KernelSpec(),
+        Kernel = KernelSpec(data),
         SupportPerClass = SupportPerClass,
         Steps = Steps,
         LearningRate = LearningRate,
@@ -86,8 +88,8 @@ public sealed class KipCommand : Command<KipSettings>
 {
     public override int Execute(CommandContext context, KipSettings settings, CancellationToken cancellation)
     {
-        var options = settings.ToOptions();
-        using var data = DatasetLoading.Load(settings, options.Method == DistillationMethod.Kip ? "KIP" : "Label Solve");
+        using var data = DatasetLoading.Load(settings, settings.ToOptions().Method == DistillationMethod.Kip ? "KIP" : "Label Solve");
+        var options = settings.ToOptions(data);
         using var interrupt = new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, interrupt.Token);
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; interrupt.Cancel(); };

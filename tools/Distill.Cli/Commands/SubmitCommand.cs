@@ -33,6 +33,18 @@ public sealed class SubmitSettings : CommandSettings
     [CommandOption("--kernel <KIND>"), Description("ntk | nngp"), DefaultValue("ntk")]
     public string Kernel { get; init; } = "ntk";
 
+    [CommandOption("--architecture <NAME>"), Description("fc | convnet | convnet3 | myrtle5 (convolutional kernels need --image-shape)."), DefaultValue("fc")]
+    public string Architecture { get; init; } = "fc";
+
+    [CommandOption("--image-shape <CxHxW>"), Description("Convolutional kernels: the dataset's image shape, e.g. 1x28x28; the server refuses any other.")]
+    public string? ImageShape { get; init; }
+
+    [CommandOption("--readout <NAME>"), Description("Convolutional kernels: flatten | gap (global average pooling)."), DefaultValue("flatten")]
+    public string Readout { get; init; } = "flatten";
+
+    [CommandOption("--random-features <N>"), Description("Convolutional NNGP estimated with N random finite networks (RFAD); implies nngp.")]
+    public int? RandomFeatures { get; init; }
+
     [CommandOption("--eval-every <N>"), DefaultValue(0)]
     public int EvaluateEvery { get; init; }
 
@@ -41,6 +53,41 @@ public sealed class SubmitSettings : CommandSettings
 
     [CommandOption("--api-key <KEY>"), Description("Key the distiller requires, if any.")]
     public string? ApiKey { get; init; }
+
+    /// <summary>The kernel the options name; argument errors name the option.</summary>
+    public KernelSpecification KernelSpecification()
+    {
+        var kind = Kernel == "nngp" ? KernelKind.Nngp : KernelKind.Ntk;
+        ConvolutionalNetwork network;
+        switch (Architecture.ToLowerInvariant())
+        {
+            case "fc": return new KernelSpecification(Kind: kind);
+            case "convnet": network = ConvolutionalNetwork.ConvNet; break;
+            case "convnet3": network = ConvolutionalNetwork.ConvNet3; break;
+            case "myrtle5": network = ConvolutionalNetwork.Myrtle5; break;
+            default: throw new ArgumentException($"--architecture: expected fc, convnet, convnet3 or myrtle5, got '{Architecture}'");
+        }
+        var shape = (ImageShape ?? throw new ArgumentException("--image-shape: required for a convolutional kernel (CxHxW, e.g. 1x28x28)"))
+            .Split('x').Select(part => int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 0).ToArray();
+        if (shape.Length != 3 || shape.Contains(0))
+            throw new ArgumentException($"--image-shape: expected CxHxW with positive sizes, got '{ImageShape}'");
+        var readout = Readout.ToLowerInvariant() switch
+        {
+            "flatten" => ConvolutionalReadout.Flatten,
+            "gap" => ConvolutionalReadout.GlobalAveragePool,
+            _ => throw new ArgumentException($"--readout: expected flatten or gap, got '{Readout}'"),
+        };
+        return RandomFeatures is { } networks
+            ? Client.KernelSpecification.RandomFeatureKernel(network, shape[0], shape[1], shape[2], networks, readout: readout)
+            : Client.KernelSpecification.ConvolutionalKernel(network, shape[0], shape[1], shape[2], kind, readout);
+    }
+
+    public override ValidationResult Validate()
+    {
+        try { KernelSpecification(); }
+        catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
+        return ValidationResult.Success();
+    }
 
     [CommandOption("--request-id <ID>"), Description("Makes the submit idempotent across invocations: the same id returns the run it started. Default: a new GUID.")]
     public string? RequestId { get; init; }
@@ -63,7 +110,7 @@ public sealed class SubmitCommand : Command<SubmitSettings>
         {
             Dataset = settings.Dataset,
             Method = labelSolve ? DistillationMethod.LabelSolve : DistillationMethod.Kip,
-            Kernel = new KernelSpecification(Kind: settings.Kernel == "nngp" ? KernelKind.Nngp : KernelKind.Ntk),
+            Kernel = settings.KernelSpecification(),
             SupportPerClass = settings.SupportPerClass,
             // Label Solve takes no steps: the server refuses any but 0.
             Steps = labelSolve ? 0 : settings.Steps,
