@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Distill.KernelService.Configuration;
 
 /// <summary>Settings of the "KernelService" configuration section (appsettings, environment KernelService__X, or --KernelService:X).</summary>
@@ -9,6 +11,7 @@ public sealed class KernelServiceOptions
     public string? DataRoot { get; set; }
 
     /// <summary>Largest number of kernel entries (n1 x n2) or inline tensor elements one request may involve.</summary>
+    [Range(1, long.MaxValue)]
     public long MaxElementsPerRequest { get; set; } = 200_000_000;
 
     /// <summary>
@@ -16,12 +19,15 @@ public sealed class KernelServiceOptions
     /// chunk of image pairs (float64 elements; the default, 4M, is 32 MiB, and autograd keeps a few
     /// tens of such tensors). A bigger request is computed in more chunks, not with more memory.
     /// </summary>
+    [Range(1, long.MaxValue)]
     public long MaxChunkElements { get; set; } = Core.Kernels.ConvolutionalKernel.DefaultMaxChunkElements;
 
     /// <summary>Compute requests served at once; more are refused with RESOURCE_EXHAUSTED.</summary>
+    [Range(1, int.MaxValue)]
     public int MaxConcurrentRequests { get; set; } = 4;
 
     /// <summary>Total float64 elements all registered datasets may hold.</summary>
+    [Range(1, long.MaxValue)]
     public long MaxDatasetElements { get; set; } = 1_000_000_000;
 
     /// <summary>
@@ -31,5 +37,6 @@ public sealed class KernelServiceOptions
     public string Device { get; set; } = "auto";
 
     /// <summary>TorchSharp intra-op threads; null uses every core.</summary>
+    [Range(1, 4096)]
     public int? Threads { get; set; }
 }

@@ -30,7 +30,9 @@ public static class KernelServiceHost
 
     public static WebApplicationBuilder AddKernelService(this WebApplicationBuilder builder)
     {
-        builder.Services.Configure<KernelServiceOptions>(builder.Configuration.GetSection(KernelServiceOptions.Section));
+        // A limit of zero or less would refuse or break every call: refuse it at start instead.
+        builder.Services.AddOptions<KernelServiceOptions>().Bind(builder.Configuration.GetSection(KernelServiceOptions.Section))
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<KernelServiceMetrics>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         // gRPC activates interceptors per call unless DI holds one: the gate's slots must be shared.
