@@ -29,6 +29,8 @@ cases=(
   "step-pytorch-10|pytorch|--support 10 --steps 40 --rounds 5|"
   "step-pytorch-100|pytorch|--support 100 --steps 40 --rounds 5|"
   "compose-e2e|compose|--ipc 1 --steps 300 --target-batch 5000|0.85"
+  "load-kernel|load|--clients 4 --seconds 60 --support 10 --target-batch 2000|"
+  "soak-distiller|soak|--minutes ${DISTILL_SOAK_MINUTES:-20} --concurrent 3 --steps 20 --target-batch 500|"
   "kernel-service-overhead|service|--support 10 --target-batch 5000 --steps 50 --rounds 3|"
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
@@ -109,7 +111,7 @@ submit() {
   "${cli[@]}" submit --distiller "http://127.0.0.1:$1" --dataset mnist $arguments | tee -a "$log"
 }
 
-if [ "$dataset" = service ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ] || [ "$dataset" = compose ] || [ "$dataset" = dashboard ]; then
+if [ "$dataset" = service ] || [ "$dataset" = load ] || [ "$dataset" = soak ] || [ "$dataset" = e2e ] || [ "$dataset" = scale ] || [ "$dataset" = compose ] || [ "$dataset" = dashboard ]; then
   dir="$data/mnist"
   [ -e "$dir/train-images-idx3-ubyte.gz" ] || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; }
   build services/Distill.KernelService
@@ -122,6 +124,40 @@ if [ "$dataset" = service ]; then
   start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"
   # shellcheck disable=SC2086
   "${cli[@]}" kernel-benchmark --data "$dir" --address "http://127.0.0.1:$base" --remote-path mnist $arguments | tee "$log"
+elif [ "$dataset" = load ]; then
+  # Twice as many callers as the service computes at once (MaxConcurrentRequests=2): the
+  # rest must be refused at once with RetryInfo, never queued without bound or crashed.
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$data" --KernelService:MaxConcurrentRequests=2
+  service_pid="$(pgrep -s "${pids[-1]}" -f Distill.KernelService.dll | tail -n 1)"
+  rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$service_pid/status"; }
+  "${cli[@]}" load-kernel --address "http://127.0.0.1:$base" --remote-path mnist --clients 4 --seconds 5 >/dev/null  # warm-up
+  rss0="$(rss_mb)"
+  # shellcheck disable=SC2086
+  "${cli[@]}" load-kernel --address "http://127.0.0.1:$base" --remote-path mnist $arguments | tee "$log"
+  rss1="$(rss_mb)"
+  kill -0 "$service_pid" 2>/dev/null && alive=true || alive=false
+  sed -i "s/^result .*/& service_alive=$alive rss_start_mb=$rss0 rss_end_mb=$rss1 memory_growth_mb=$((rss1 - rss0))/" "$log"
+elif [ "$dataset" = soak ]; then
+  # Hundreds of short runs through one distiller; what it holds is sampled after a warm-up
+  # and at the end: resident memory (libtorch's native tensors included), open file
+  # descriptors, threads, the database's size, and the kernel service's resident memory.
+  state="$repo/.cache/bench/$name.state"
+  rm -rf "$state"
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"
+  kernel_pid="$(pgrep -s "${pids[-1]}" -f Distill.KernelService.dll | tail -n 1)"
+  start_service Distill.DistillerService "$((base + 1))" --Distiller:DataRoot="$data" \
+    --Distiller:DataFolder="$state" --Distiller:KernelServices:0="http://127.0.0.1:$base"
+  distiller_pid="$(pgrep -s "${pids[-1]}" -f Distill.DistillerService.dll | tail -n 1)"
+  rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+  held() {  # PREFIX
+    local db; db=$(cat "$state"/distiller.db* | wc -c)
+    echo "$1_distiller_rss_mb=$(rss_mb "$distiller_pid") $1_distiller_fds=$(ls "/proc/$distiller_pid/fd" | wc -l) $1_distiller_threads=$(ls "/proc/$distiller_pid/task" | wc -l) $1_database_kb=$((db / 1024)) $1_kernel_rss_mb=$(rss_mb "$kernel_pid")"
+  }
+  "${cli[@]}" soak --distiller "http://127.0.0.1:$((base + 1))" --minutes 0.5 --concurrent 3 --steps 20 --target-batch 500 >/dev/null  # warm-up
+  start="$(held start)"
+  # shellcheck disable=SC2086
+  "${cli[@]}" soak --distiller "http://127.0.0.1:$((base + 1))" $arguments | tee "$log"
+  sed -i "s/^result .*/& $start $(held end)/" "$log"
 elif [ "$dataset" = e2e ]; then
   rm -rf "$repo/.cache/bench/$name.state"
   start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"

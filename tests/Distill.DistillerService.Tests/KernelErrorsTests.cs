@@ -1,3 +1,4 @@
+using Distill.Adapters.Clients;
 using Distill.DistillerService.Kernels;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;

@@ -8,6 +8,8 @@ app.Configure(config =>
     config.AddCommand<KipCommand>("kip").WithDescription("Distill a dataset with Kernel Inducing Points (or Label Solve with --method ls).");
     config.AddCommand<StepBenchmarkCommand>("step-benchmark").WithDescription("Time one KIP step on random data of a given shape.");
     config.AddCommand<KernelServiceBenchmarkCommand>("kernel-benchmark").WithDescription("Compare KIP steps through a kernel service with steps in process.");
+    config.AddCommand<KernelServiceLoadCommand>("load-kernel").WithDescription("Load one kernel service with concurrent KIP shard steps for a fixed time.");
+    config.AddCommand<DistillerSoakCommand>("soak").WithDescription("Start, watch, check and delete short runs on a distiller, several at once, for a fixed time.");
     config.AddCommand<SubmitCommand>("submit").WithDescription("Start a run on a distiller service and follow it to the end.");
     config.AddCommand<EvaluateCommand>("evaluate").WithDescription("KRR test accuracy of a distilled set (distilled.safetensors) on a dataset.");
 });

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Distill.Adapters.Clients;
 using Distill.Core.Errors;
 using Distill.DistillerService.Configuration;
 using Distill.Protos.Kernel.V1;
@@ -7,8 +8,8 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
-using Polly;
 using Polly.Retry;
+using Polly;
 
 namespace Distill.DistillerService.Kernels;
 

@@ -1,14 +1,15 @@
 using System.Diagnostics;
+using CoreKernelSpec = Distill.Core.Kernels.KernelSpec;
+using Distill.Adapters.Clients;
 using Distill.Adapters.Conversions;
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
 using Distill.Core.Regression;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
-using static TorchSharp.torch;
-using CoreKernelSpec = Distill.Core.Kernels.KernelSpec;
 using Tensor = TorchSharp.torch.Tensor;
 using TensorMessage = Distill.Protos.Kernel.V1.Tensor;
+using static TorchSharp.torch;
 
 namespace Distill.DistillerService.Kernels;
 

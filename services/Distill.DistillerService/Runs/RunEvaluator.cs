@@ -1,3 +1,4 @@
+using Distill.Adapters.Clients;
 using Distill.Adapters.Conversions;
 using Distill.Core.Distillation;
 using Distill.Core.Errors;
@@ -8,9 +9,9 @@ using Distill.DistillerService.Datasets;
 using Distill.DistillerService.Kernels;
 using Distill.DistillerService.Snapshots;
 using Distill.Protos.Distiller.V1;
+using KernelSpecMessage = Distill.Protos.Kernel.V1.KernelSpec;
 using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
-using KernelSpecMessage = Distill.Protos.Kernel.V1.KernelSpec;
 
 namespace Distill.DistillerService.Runs;
 

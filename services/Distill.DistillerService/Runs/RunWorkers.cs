@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Distill.Adapters.Clients;
 using Distill.Core.Distillation;
 using Distill.Core.Errors;
 using Distill.DistillerService.Configuration;

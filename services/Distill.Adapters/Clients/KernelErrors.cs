@@ -1,7 +1,7 @@
 using Google.Rpc;
 using Grpc.Core;
 
-namespace Distill.DistillerService.Kernels;
+namespace Distill.Adapters.Clients;
 
 /// <summary>
 /// How the distiller reads a kernel service's errors: by status code and google.rpc
