@@ -42,13 +42,14 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Fact]
-    public async Task Tls_CertificateConfigured_ServesOverHttps()
+    public async Task Tls_WithApiKey_ServesOverHttps_AndStillRequiresTheKey()
     {
         var (certificatePath, keyPath) = WriteSelfSignedCertificate();
         await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?>
         {
             ["Server:TlsCertificatePath"] = certificatePath,
             ["Server:TlsKeyPath"] = keyPath,
+            ["Server:ApiKey"] = "s3cret",
         }, scheme: "https", channelOptions: options =>
         {
             // The test's own self-signed certificate: trust it and nothing else.
@@ -58,7 +59,10 @@ public sealed class SecurityTests : IDisposable
         });
 
         Assert.StartsWith("https://", server.Address);
-        var info = await server.Client.GetServerInfoAsync(new GetServerInfoRequest());
+        // TLS protects the key on the wire; it does not replace it.
+        var refused = await Assert.ThrowsAsync<RpcException>(() => server.Client.GetServerInfoAsync(new GetServerInfoRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
+        var info = await server.Client.GetServerInfoAsync(new GetServerInfoRequest(), new Metadata { { "authorization", "Bearer s3cret" } });
         Assert.Equal("cpu", info.Device);
     }
 
