@@ -53,39 +53,15 @@ dotnet build services/Distill.KernelService -c Release -nologo -v quiet >/dev/nu
 dotnet build services/Distill.DistillerService -c Release -nologo -v quiet >/dev/null
 dotnet build dashboard/Distill.Dashboard -c Release -nologo -v quiet >/dev/null
 
-pids=()
+source deploy/local-system.sh
 stop() {
   trap - INT TERM EXIT
   echo; echo "Stopping..."
-  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
+  system_stop "$state"
   exit 0
 }
 trap stop INT TERM EXIT
-
-# Each service in its own session, so that stop() ends its whole process group.
-setsid bash -c "exec deploy/sandbox/sandbox.sh dotnet services/Distill.KernelService/bin/Release/net10.0/Distill.KernelService.dll \
-  --urls http://127.0.0.1:$kernel_port --KernelService:DataRoot=$data" >"$state/kernel.log" 2>&1 </dev/null &
-pids+=($!)
-setsid bash -c "exec deploy/sandbox/sandbox.sh dotnet services/Distill.DistillerService/bin/Release/net10.0/Distill.DistillerService.dll \
-  --urls http://127.0.0.1:$distiller_port --Distiller:DataRoot=$data --Distiller:DataFolder=$state/distiller \
-  --Distiller:KernelServices:0=http://127.0.0.1:$kernel_port" >"$state/distiller.log" 2>&1 </dev/null &
-pids+=($!)
-setsid dotnet dashboard/Distill.Dashboard/bin/Release/net10.0/Distill.Dashboard.dll --urls "http://127.0.0.1:$dashboard_port" \
-  --Dashboard:Distiller="http://127.0.0.1:$distiller_port" >"$state/dashboard.log" 2>&1 </dev/null &
-pids+=($!)
-
-wait_for() {  # port name
-  for _ in $(seq 240); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.5
-  done
-  echo "run.sh: the $2 did not start; see $state/$2.log" >&2; tail -n 20 "$state/$2.log" >&2; exit 1
-}
-wait_for "$kernel_port" kernel; wait_for "$distiller_port" distiller; wait_for "$dashboard_port" dashboard
+system_start "$state" "$data" "$kernel_port" "$distiller_port" "$dashboard_port" || exit 1
 
 if [ "$demo" = 1 ]; then
   # StartRun through the distiller's REST mapping (HTTP/2 without TLS); the request id makes a rerun idempotent.
@@ -101,5 +77,7 @@ echo
 echo "Dashboard:  http://127.0.0.1:$dashboard_port"
 echo "Distiller:  http://127.0.0.1:$distiller_port (gRPC)   Kernel service: http://127.0.0.1:$kernel_port"
 echo "Logs and data in $state. Press Ctrl-C to stop everything."
-wait -n "${pids[@]}" || true
+# Until Ctrl-C, or until a service ends by itself (then everything stops).
+all_alive() { for f in "$state"/*.pid; do kill -0 -- "-$(cat "$f")" 2>/dev/null || return 1; done; }
+while all_alive; do sleep 2; done
 echo "run.sh: a service stopped; see the logs in $state" >&2

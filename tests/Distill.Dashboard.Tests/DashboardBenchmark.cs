@@ -81,7 +81,7 @@ public sealed class DashboardBenchmark
         var cold = await WatchOneRunAsync(client, context, dashboardUrl, dashboardPid, pages, steps);
         var warm = await WatchOneRunAsync(client, context, dashboardUrl, dashboardPid, pages, steps);
         var line = string.Create(CultureInfo.InvariantCulture,
-            $"result pages={pages} steps={warm.Steps} dashboard_cpu={warm.Cpu:0.000} cold_dashboard_cpu={cold.Cpu:0.000} events_missed={cold.Missed + warm.Missed} " +
+            $"result pages={pages} steps={warm.Steps} dashboard_cpu={warm.Cpu:0.000} dashboard_cpu_seconds={warm.Cpu * warm.Seconds:0.00} cold_dashboard_cpu={cold.Cpu:0.000} cold_dashboard_cpu_seconds={cold.Cpu * cold.Seconds:0.00} events_missed={cold.Missed + warm.Missed} " +
             $"p95_update_ms={warm.P95:0} p50_update_ms={warm.P50:0} step_events={warm.StepEvents} seconds={warm.Seconds:0.0} cold_seconds={cold.Seconds:0.0} state={warm.State} run={warm.Run}");
         Console.WriteLine(line);
         var resultFile = Environment.GetEnvironmentVariable("DISTILL_BENCH_RESULT");
