@@ -46,8 +46,10 @@ public static class SeedCorpus
             ["classes"] = SafetensorsTensor.FromLongs([3, 7], 2),
         }, new() { ["distill.step"] = "5" });
         yield return ("safetensors", "checkpoint", checkpoint);
-        yield return ("safetensors", "bytes", Safetensors(new() { ["u8"] = new SafetensorsTensor("U8", [3], [1, 2, 3]) }, null));
+        byte[] bytes = Safetensors(new() { ["u8"] = new SafetensorsTensor("U8", [3], [1, 2, 3]) }, null);
+        yield return ("safetensors", "bytes", bytes);
         yield return ("npz", "distilled", checkpoint);
+        yield return ("npz", "bytes", bytes);
     }
 
     private static byte[] Idx(uint magic, int[] dimensions, byte[] body)
