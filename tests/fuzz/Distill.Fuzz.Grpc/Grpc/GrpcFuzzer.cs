@@ -12,6 +12,7 @@ namespace Distill.Fuzz.Grpc;
 public sealed record Finding(string Method, string Problem, string Request);
 
 /// <param name="Crashes">Times a server stopped answering its health call.</param>
+/// <param name="Codes">Answers by "Service.Method STATUS".</param>
 public sealed record FuzzReport(int Requests, int Crashes, IReadOnlyList<Finding> Undocumented, IReadOnlyDictionary<string, int> Codes);
 
 /// <summary>
@@ -65,7 +66,8 @@ public sealed class GrpcFuzzer(CallInvoker kernel, CallInvoker distiller, int se
             {
                 code = "Cancelled";
             }
-            codes[$"{method.Name} {code}"] = codes.GetValueOrDefault($"{method.Name} {code}") + 1;
+            var key = $"{method.Service.Name}.{method.Name} {code}";
+            codes[key] = codes.GetValueOrDefault(key) + 1;
             await AfterAsync(method, valid);
         }
         await CleanUpAsync(valid);
