@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AFL++ over the file readers, through SharpFuzz: builds tests/fuzz/Distill.Fuzz.Readers,
-# instruments Distill.Core.dll in a published copy (.cache/fuzz/readers-app), and runs
+# instruments Distill.Core.dll in a copy of its output (.cache/fuzz/readers-app), and runs
 # afl-fuzz on each reader for SECONDS from its seed corpus (tests/fuzz/corpus/READER).
 # Prints one line per reader: reader=X execs=N crashes=M hangs=H. Crashing and hanging
 # inputs are left in .cache/fuzz/READER/default/{crashes,hangs}; replay one with
@@ -25,9 +25,14 @@ if ! command -v afl-fuzz >/dev/null; then
 fi
 (cd "$repo/tests/fuzz" && dotnet tool restore >/dev/null)
 
-rm -rf "$app"
-dotnet publish "$repo/tests/fuzz/Distill.Fuzz.Readers" -c Release -o "$app" -nologo -v quiet >"$cache/build.log" 2>&1 \
+dotnet build "$repo/tests/fuzz/Distill.Fuzz.Readers" -c Release -nologo -v quiet >"$cache/build.log" 2>&1 \
   || { cat "$cache/build.log" >&2; echo "fuzz.sh: building the fuzz targets failed" >&2; exit 1; }
+# A copy to instrument, with this platform's native libraries only, libtorch's left out (1.3 GB):
+# the readers never load it.
+rm -rf "$app"; mkdir -p "$app"
+tar -C "$repo/tests/fuzz/Distill.Fuzz.Readers/bin/Release/net10.0" --exclude='libtorch*' --exclude='libc10*' --exclude='libLibTorchSharp*' \
+    --exclude='./runtimes/win-*' --exclude='./runtimes/osx*' --exclude='./runtimes/*arm*' --exclude='./runtimes/*musl*' -cf - . \
+  | tar -C "$app" -xf -
 # Only the engine's assembly carries AFL's edge counters: coverage of the readers, not of the runtime.
 (cd "$repo/tests/fuzz" && dotnet sharpfuzz "$app/Distill.Core.dll")
 
