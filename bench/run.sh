@@ -6,6 +6,9 @@
 # undisturbed) and ratio= its steps/s over the same run on bare processes.
 # dashboard-live prints pages= steps= dashboard_cpu= (the dashboard process's CPU over the run,
 # fraction of one core, while it watches a second run; cold_dashboard_cpu= for the first) events_missed= p95_update_ms= (distiller event to point drawn).
+# fuzz-readers runs AFL++ on every file reader (tests/fuzz/fuzz.sh) and prints readers= execs=
+# crashes= hangs=; fuzz-grpc sends mutated requests of every RPC to a kernel service and a
+# distiller started here and prints requests= crashes= undocumented= memory_growth_mb=.
 #
 #   bench/run.sh --list
 #   bench/run.sh CASE            data from $DISTILL_DATA (default: ../shared/datasets)
@@ -36,6 +39,8 @@ cases=(
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
   "scale-out-5k|scale|--ipc 10 --steps 200 --target-batch 5000|"
   "dashboard-live|dashboard|--pages 5 --ipc 1 --steps 300 --target-batch 1000 --eval-every 50|"
+  "fuzz-readers|readers|all 60|"
+  "fuzz-grpc|grpcfuzz|--requests 2000 --seconds 600 --seed 1|"
 )
 
 if [ "${1:-}" = "--list" ] || [ $# -eq 0 ]; then
@@ -71,7 +76,8 @@ build() {
   dotnet build "$1" -c Release -nologo -v quiet >"$out" 2>&1 \
     || { cat "$out" >&2; echo "bench/run.sh: building $1 failed" >&2; exit 1; }
 }
-build tools/Distill.Cli
+# The fuzz cases need no command line.
+case "$dataset" in readers|grpcfuzz) ;; *) build tools/Distill.Cli ;; esac
 cli=(deploy/sandbox/sandbox.sh dotnet tools/Distill.Cli/bin/Release/net10.0/distill.dll)
 export DISTILL_SANDBOX_BIND="$data"
 log="$repo/.cache/bench/$name.log"
@@ -120,7 +126,31 @@ if [ "$dataset" = service ] || [ "$dataset" = load ] || [ "$dataset" = soak ] ||
   base="${DISTILL_BENCH_PORT:-5071}"
 fi
 
-if [ "$dataset" = service ]; then
+if [ "$dataset" = grpcfuzz ]; then
+  # Both services on a data root of their own holding the tiny IDX dataset the fuzzer's runs use.
+  build services/Distill.KernelService
+  build services/Distill.DistillerService
+  build tests/fuzz/Distill.Fuzz.Grpc
+  : >"$log"; : >"$repo/.cache/bench/$name.services.log"
+  base="${DISTILL_BENCH_PORT:-5071}"
+  fuzz_data="$repo/.cache/bench/$name.data"
+  rm -rf "$fuzz_data" "$repo/.cache/bench/$name.state"
+  fuzzer=(dotnet tests/fuzz/Distill.Fuzz.Grpc/bin/Release/net10.0/Distill.Fuzz.Grpc.dll)
+  "${fuzzer[@]}" write-data "$fuzz_data"
+  start_service Distill.KernelService "$base" --KernelService:DataRoot="$fuzz_data"
+  start_service Distill.DistillerService "$((base + 1))" --Distiller:DataRoot="$fuzz_data" \
+    --Distiller:DataFolder="$repo/.cache/bench/$name.state" --Distiller:KernelServices:0="http://127.0.0.1:$base"
+  # The dotnet processes inside the sandboxes, whose resident memory the fuzzer compares.
+  server_pids="$(for p in "${pids[@]}"; do pgrep -s "$p" -x dotnet | head -n 1; done | paste -sd, -)"
+  # shellcheck disable=SC2086
+  "${fuzzer[@]}" --kernel "http://127.0.0.1:$base" --distiller "http://127.0.0.1:$((base + 1))" --pids "$server_pids" $arguments \
+    | tee "$log" || true
+elif [ "$dataset" = readers ]; then
+  # shellcheck disable=SC2086
+  tests/fuzz/fuzz.sh $arguments | tee "$log" || true
+  awk '/^reader=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); sum[kv[1]] += kv[2] } n++ }
+       END { printf "result readers=%d execs=%d crashes=%d hangs=%d\n", n, sum["execs"], sum["crashes"], sum["hangs"] }' "$log" >>"$log"
+elif [ "$dataset" = service ]; then
   start_service Distill.KernelService "$base" --KernelService:DataRoot="$data"
   # shellcheck disable=SC2086
   "${cli[@]}" kernel-benchmark --data "$dir" --address "http://127.0.0.1:$base" --remote-path mnist $arguments | tee "$log"

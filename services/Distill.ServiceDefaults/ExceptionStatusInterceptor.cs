@@ -79,12 +79,38 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
         }
     }
 
-    /// <summary>A status with an ErrorInfo first, then the given details.</summary>
+    /// <summary>
+    /// Longest text of a status (its message, each string of its details). Errors quote the
+    /// client's values (a name, a field); a 100,000-character name quoted back made trailers
+    /// past the 64 KB that HTTP/2 clients accept, and the client saw UNAVAILABLE instead.
+    /// </summary>
+    public const int MaxTextLength = 1024;
+
+    /// <summary>A status with an ErrorInfo first, then the given details; every text cut to <see cref="MaxTextLength"/>.</summary>
     public static RpcException Error(Code code, string message, string reason, params IMessage[] details)
     {
-        var status = new Status { Code = (int)code, Message = message };
+        var status = new Status { Code = (int)code, Message = Clip(message) };
         status.Details.Add(Any.Pack(new ErrorInfo { Reason = reason, Domain = ErrorReasons.Domain }));
-        foreach (var detail in details) status.Details.Add(Any.Pack(detail));
+        foreach (var detail in details)
+        {
+            ClipTexts(detail);
+            status.Details.Add(Any.Pack(detail));
+        }
         return status.ToRpcException();
+    }
+
+    private static string Clip(string text) =>
+        text.Length <= MaxTextLength ? text : $"{text[..(MaxTextLength - 40)]}... ({text.Length - MaxTextLength + 40} more characters)";
+
+    /// <summary>Clips every string field of the detail and of the messages in its repeated fields (the violations).</summary>
+    private static void ClipTexts(IMessage detail)
+    {
+        foreach (var field in detail.Descriptor.Fields.InDeclarationOrder())
+        {
+            if (field.FieldType == Google.Protobuf.Reflection.FieldType.String && !field.IsRepeated)
+                field.Accessor.SetValue(detail, Clip((string)field.Accessor.GetValue(detail)));
+            else if (field.FieldType == Google.Protobuf.Reflection.FieldType.Message && field.IsRepeated && !field.IsMap)
+                foreach (IMessage item in (System.Collections.IList)field.Accessor.GetValue(detail)) ClipTexts(item);
+        }
     }
 }

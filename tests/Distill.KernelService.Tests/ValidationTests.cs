@@ -114,4 +114,36 @@ public class ValidationTests
             Assert.Contains("header", error.Status.Detail);
         }
     }
+
+    // Found by the gRPC fuzzer (tests/fuzz/Distill.Fuzz.Grpc): the 100,000-character name was
+    // quoted back in the error's message and ResourceInfo, the trailers passed the 64 KB an
+    // HTTP/2 client accepts, and the client saw UNAVAILABLE instead of INVALID_ARGUMENT.
+    [Fact]
+    public async Task DropDataset_HugeName_IsInvalidArgumentWithTheNameCut()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var name = new string('a', 100_000);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.DropDatasetAsync(new DropDatasetRequest { Name = name }).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.True(error.Status.Detail.Length <= Distill.ServiceDefaults.ExceptionStatusInterceptor.MaxTextLength, $"{error.Status.Detail.Length} characters");
+        Assert.Contains("more characters", error.Status.Detail);
+    }
+
+    // Found by the gRPC fuzzer: a lease of 60 s and -2147483647 ns (not a normalized Duration)
+    // made Duration.ToTimeSpan throw, and the call ended INTERNAL.
+    [Fact]
+    public async Task RegisterDataset_LeaseNotANormalizedDuration_IsInvalidArgumentNamingTheField()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.RegisterDatasetAsync(new RegisterDatasetRequest
+        {
+            Path = "anything", LeaseTtl = new Google.Protobuf.WellKnownTypes.Duration { Seconds = 60, Nanos = -2147483647 },
+        }).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.StartsWith("lease_ttl", error.Status.Detail);
+    }
 }

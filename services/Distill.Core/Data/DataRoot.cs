@@ -14,12 +14,15 @@ public static class DataRoot
     /// judged by where they lead: a link anywhere on the path, or anywhere inside the folder
     /// (a file of the dataset, a class folder), must lead to a place inside the root.
     /// </summary>
-    /// <exception cref="InvalidFieldException">the path is empty or leads outside the root.</exception>
+    /// <exception cref="InvalidFieldException">the path is empty, holds a null character or leads outside the root.</exception>
     /// <exception cref="ResourceNotFoundException">there is no such folder.</exception>
     public static string Resolve(string root, string path)
     {
         if (string.IsNullOrWhiteSpace(path))
             throw new InvalidFieldException("path", "required");
+        // Path.GetFullPath throws a plain ArgumentException on it: the client's error, not ours.
+        if (path.Contains('\0'))
+            throw new InvalidFieldException("path", "contains a null character");
         var rootFull = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         var full = Path.GetFullPath(Path.Combine(rootFull, path));
         var outside = new InvalidFieldException("path", $"'{path}' is outside the server's data root");

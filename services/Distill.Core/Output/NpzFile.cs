@@ -22,6 +22,8 @@ public static class NpzFile
                     "F32" => "<f4",
                     "F64" => "<f8",
                     "I64" => "<i8",
+                    // Bytes (the safetensors reader's U8) have no byte order.
+                    "U8" => "|u1",
                     _ => throw new ArgumentException($"array '{name}': dtype {array.DType} has no .npy equivalent"),
                 };
                 var shape = array.Shape.Length == 1 ? $"({array.Shape[0]},)" : $"({string.Join(", ", array.Shape)})";

@@ -71,6 +71,11 @@ public static class SafetensorsFile
         });
     }
 
+    /// <summary>
+    /// Reads a safetensors file. A file that is not one (a bad header length, JSON that is
+    /// not the expected shape, a dtype not listed, a byte range that does not match its shape
+    /// or the file) fails with <see cref="InvalidDataException"/> naming the file.
+    /// </summary>
     public static (Dictionary<string, SafetensorsTensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
         var bytes = File.ReadAllBytes(path);
@@ -79,10 +84,14 @@ public static class SafetensorsFile
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         if (headerLength > MaxHeaderBytes || 8 + (long)headerLength > bytes.Length)
             throw Bad($"header length {headerLength} does not fit in a {bytes.Length}-byte file");
+        // JsonNode checks names for UTF-8 only when they are first read, and then not as JsonException.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(8, (int)headerLength))) throw Bad("header is not valid UTF-8");
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))?.AsObject() ?? throw Bad("header is not a JSON object");
+            // Duplicate names are refused here: JsonObject would otherwise throw on first access.
+            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false })
+                as JsonObject ?? throw Bad("header is not a JSON object");
         }
         catch (JsonException e)
         {
@@ -96,18 +105,48 @@ public static class SafetensorsFile
         {
             if (name == "__metadata__")
             {
-                foreach (var (key, value) in node!.AsObject()) metadata[key] = value!.GetValue<string>();
+                if (node is not JsonObject entries) throw Bad("__metadata__ is not a JSON object");
+                foreach (var (key, value) in entries)
+                    metadata[key] = StringOf(value) ?? throw Bad($"__metadata__ value of '{key}' is not a string");
                 continue;
             }
-            var dtype = node!["dtype"]!.GetValue<string>();
-            var shape = node["shape"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray();
-            var offsets = node["data_offsets"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray();
-            var size = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
-            if (offsets.Length != 2 || offsets[1] - offsets[0] != size || dataStart + offsets[1] > bytes.Length || offsets[0] < 0)
-                throw Bad($"tensor '{name}' has byte range [{string.Join(",", offsets)}] that does not match its shape or the file");
-            tensors[name] = new SafetensorsTensor(dtype, shape, bytes.AsSpan((int)(dataStart + offsets[0]), (int)size).ToArray());
+            if (node is not JsonObject entry) throw Bad($"tensor '{name}' is not a JSON object");
+            var dtype = StringOf(entry["dtype"]) ?? throw Bad($"tensor '{name}' has no string dtype");
+            if (!ElementSizes.TryGetValue(dtype, out var elementSize)) throw Bad($"tensor '{name}' has unsupported dtype {dtype}");
+            var shape = LongsOf(entry["shape"]) ?? throw Bad($"tensor '{name}' has no shape of integers");
+            var offsets = LongsOf(entry["data_offsets"]) ?? throw Bad($"tensor '{name}' has no data_offsets of integers");
+            var available = bytes.Length - dataStart;
+            if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > available
+                || ByteCount(shape, elementSize, available) != offsets[1] - offsets[0])
+                throw Bad($"tensor '{name}' has byte range [{string.Join(",", offsets)}] that does not match its shape [{string.Join(",", shape)}] or the file");
+            tensors[name] = new SafetensorsTensor(dtype, shape, bytes.AsSpan((int)(dataStart + offsets[0]), (int)(offsets[1] - offsets[0])).ToArray());
         }
         return (tensors, metadata);
+    }
+
+    private static string? StringOf(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
+
+    private static long[]? LongsOf(JsonNode? node)
+    {
+        if (node is not JsonArray array) return null;
+        var values = new long[array.Count];
+        for (int i = 0; i < values.Length; i++)
+            if (array[i] is not JsonValue value || !value.TryGetValue(out values[i])) return null;
+        return values;
+    }
+
+    /// <summary>The shape's size in bytes, or -1 when a dimension is negative or the size passes <paramref name="limit"/> (without overflowing).</summary>
+    private static long ByteCount(long[] shape, int elementSize, long limit)
+    {
+        if (shape.Any(dimension => dimension < 0)) return -1;
+        if (shape.Contains(0)) return 0;
+        long size = elementSize;
+        foreach (var dimension in shape)
+        {
+            if (size > limit / dimension) return -1;
+            size *= dimension;
+        }
+        return size;
     }
 
     private static int ElementSize(string dtype) =>

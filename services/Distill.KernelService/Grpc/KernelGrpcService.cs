@@ -351,6 +351,10 @@ public sealed class KernelGrpcService(
     private static TimeSpan? LeaseTtl(Google.Protobuf.WellKnownTypes.Duration? ttl, string field)
     {
         if (ttl is null) return null;
+        // Checked before ToTimeSpan, which throws on a duration that is not normalized (nanos
+        // out of range or of the other sign): a client's malformed value, not a server fault.
+        if (ttl.Seconds is < 0 or > 7 * 86400 || ttl.Nanos is < 0 or >= 1_000_000_000)
+            throw new InvalidFieldException(field, $"must be between 1 s and 7 days, got {ttl.Seconds} s and {ttl.Nanos} ns");
         var span = ttl.ToTimeSpan();
         return span >= TimeSpan.FromSeconds(1) && span <= TimeSpan.FromDays(7) ? span
             : throw new InvalidFieldException(field, $"must be between 1 s and 7 days, got {span}");

@@ -37,6 +37,15 @@ public sealed class DataRootTests : IDisposable
         Assert.Equal("path", error.Field);
     }
 
+    // Found by the gRPC fuzzer: RegisterDataset with "runs/\0/snapshots/-1x" ended INTERNAL,
+    // from the ArgumentException Path.GetFullPath throws on a null character.
+    [Fact]
+    public void A_null_character_is_an_invalid_field()
+    {
+        var error = Assert.Throws<InvalidFieldException>(() => DataRoot.Resolve(Root, "runs/\0/snapshots/-1x"));
+        Assert.Equal("path", error.Field);
+    }
+
     [Fact]
     public void A_link_at_the_end_of_the_path_is_judged_by_where_it_leads()
     {
