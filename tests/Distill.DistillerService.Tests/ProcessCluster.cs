@@ -54,16 +54,28 @@ public sealed class ProcessCluster : IDisposable
         return events;
     }
 
-    /// <summary>The run's events from <paramref name="after"/> up to the first that <paramref name="until"/> accepts, or its end.</summary>
-    public static async Task<List<RunEvent>> WatchUntilAsync(DistillerClient client, string name, Func<RunEvent, bool> until, long after = 0)
+    /// <summary>
+    /// The run's events from <paramref name="after"/> up to the first that <paramref name="until"/> accepts,
+    /// or its end, or, with <paramref name="window"/>, the events of that long.
+    /// </summary>
+    public static async Task<List<RunEvent>> WatchUntilAsync(DistillerClient client, string name, Func<RunEvent, bool> until, long after = 0,
+        TimeSpan? window = null)
     {
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        using var watch = client.WatchRun(new WatchRunRequest { Name = name, AfterSequence = after }, cancellationToken: cancel.Token);
+        using var windowEnd = new CancellationTokenSource(window ?? Timeout.InfiniteTimeSpan);
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token, windowEnd.Token);
+        using var watch = client.WatchRun(new WatchRunRequest { Name = name, AfterSequence = after }, cancellationToken: either.Token);
         var events = new List<RunEvent>();
-        await foreach (var e in watch.ResponseStream.ReadAllAsync(cancel.Token))
+        try
         {
-            events.Add(e);
-            if (until(e)) break;
+            await foreach (var e in watch.ResponseStream.ReadAllAsync(either.Token))
+            {
+                events.Add(e);
+                if (until(e)) break;
+            }
+        }
+        catch (Exception e) when (windowEnd.IsCancellationRequested && e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
+        {
         }
         return events;
     }
