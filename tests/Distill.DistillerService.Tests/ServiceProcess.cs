@@ -9,6 +9,7 @@ namespace Distill.DistillerService.Tests;
 /// <summary>A service as its own operating-system process (`dotnet X.dll`), for crash and restart tests.</summary>
 public sealed class ServiceProcess : IAsyncDisposable
 {
+    private static readonly Lock LogLock = new();
     private readonly Process _process;
 
     private ServiceProcess(Process process, int port)
@@ -71,8 +72,16 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.ArgumentList.Add($"http://127.0.0.1:{port}");
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, line) => { if (line.Data is not null) onLine(line.Data); };
-        process.ErrorDataReceived += (_, line) => { if (line.Data is not null) onLine(line.Data); };
+        // DISTILL_TEST_SERVICE_LOG=FILE keeps what the services print, to see why a process test failed.
+        var log = Environment.GetEnvironmentVariable("DISTILL_TEST_SERVICE_LOG");
+        void Line(string? text)
+        {
+            if (text is null) return;
+            if (!string.IsNullOrEmpty(log)) lock (LogLock) File.AppendAllText(log, $"{project}:{port}: {text}\n");
+            onLine(text);
+        }
+        process.OutputDataReceived += (_, line) => Line(line.Data);
+        process.ErrorDataReceived += (_, line) => Line(line.Data);
         return process;
     }
 
