@@ -44,10 +44,10 @@ public sealed class ProcessCluster : IDisposable
         "--Distiller:RetryAttempts=2", "--Distiller:ProbeIntervalSeconds=0.2",
     ];
 
-    /// <summary>The run's events from <paramref name="after"/> until it ends.</summary>
-    public static async Task<List<RunEvent>> WatchToEndAsync(DistillerClient client, string name, long after = 0)
+    /// <summary>The run's events from <paramref name="after"/> until it ends (within <paramref name="limit"/>, 3 minutes unless given).</summary>
+    public static async Task<List<RunEvent>> WatchToEndAsync(DistillerClient client, string name, long after = 0, TimeSpan? limit = null)
     {
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var cancel = new CancellationTokenSource(limit ?? TimeSpan.FromMinutes(3));
         using var watch = client.WatchRun(new WatchRunRequest { Name = name, AfterSequence = after }, cancellationToken: cancel.Token);
         var events = new List<RunEvent>();
         await foreach (var e in watch.ResponseStream.ReadAllAsync(cancel.Token)) events.Add(e);
