@@ -9,6 +9,7 @@ namespace Distill.DistillerService.Tests;
 /// <summary>A service as its own operating-system process (`dotnet X.dll`), for crash and restart tests.</summary>
 public sealed class ServiceProcess : IAsyncDisposable
 {
+    private static readonly Lock LogLock = new();
     private readonly Process _process;
 
     private ServiceProcess(Process process, int port)
@@ -22,19 +23,12 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public static async Task<ServiceProcess> StartAsync(string project, int port, params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Dll(project));
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add($"http://127.0.0.1:{port}");
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
         // The host says when it listens (Microsoft.Hosting.Lifetime); the process ending first is a failure.
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, line) =>
+        var process = Create(project, port, arguments, line =>
         {
-            if (line.Data?.Contains("Application started", StringComparison.Ordinal) == true) started.TrySetResult();
-        };
-        process.ErrorDataReceived += (_, _) => { };
+            if (line.Contains("Application started", StringComparison.Ordinal)) started.TrySetResult();
+        });
         process.Exited += (_, _) => started.TrySetException(new InvalidOperationException($"service process exited with code {process.ExitCode}"));
         process.Start();
         process.BeginOutputReadLine();
@@ -43,6 +37,52 @@ public sealed class ServiceProcess : IAsyncDisposable
         await started.Task.WaitAsync(TimeSpan.FromSeconds(90));
         await service.WaitUntilServingAsync();
         return service;
+    }
+
+    /// <summary>
+    /// Starts a service that is expected to refuse to start: its exit code and everything it
+    /// printed, or a <see cref="TimeoutException"/> when it is still running after <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(string project, TimeSpan timeout, params string[] arguments)
+    {
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var process = Create(project, FreePort(), arguments, output.Enqueue);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var limit = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{project} still ran after {timeout}: {string.Join("\n", output)}");
+        }
+        process.WaitForExit();  // drains the redirected output
+        return (process.ExitCode, string.Join("\n", output));
+    }
+
+    private static Process Create(string project, int port, string[] arguments, Action<string> onLine)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Dll(project));
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        // DISTILL_TEST_SERVICE_LOG=FILE keeps what the services print, to see why a process test failed.
+        var log = Environment.GetEnvironmentVariable("DISTILL_TEST_SERVICE_LOG");
+        void Line(string? text)
+        {
+            if (text is null) return;
+            if (!string.IsNullOrEmpty(log)) lock (LogLock) File.AppendAllText(log, $"{project}:{port}: {text}\n");
+            onLine(text);
+        }
+        process.OutputDataReceived += (_, line) => Line(line.Data);
+        process.ErrorDataReceived += (_, line) => Line(line.Data);
+        return process;
     }
 
     /// <summary>SIGKILL: no shutdown code runs, as in a crash or an OOM kill.</summary>

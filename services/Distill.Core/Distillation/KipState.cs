@@ -30,7 +30,8 @@ public sealed record KipState(
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
     };
 
-    public void Save(string path)
+    /// <summary>Writes the checkpoint; the file it replaces becomes <paramref name="keepPreviousAs"/> when given.</summary>
+    public void Save(string path, string? keepPreviousAs = null)
     {
         var tensors = new Dictionary<string, SafetensorsTensor>
         {
@@ -52,7 +53,7 @@ public sealed record KipState(
             ["distill.options"] = JsonSerializer.Serialize(Options, Json),
             ["distill.dataset"] = DatasetName,
             ["distill.train_count"] = TrainCount.ToString(CultureInfo.InvariantCulture),
-        });
+        }, keepPreviousAs);
     }
 
     public static KipState Load(string path)

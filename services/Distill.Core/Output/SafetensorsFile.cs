@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -29,6 +31,9 @@ public sealed record SafetensorsTensor(string DType, long[] Shape, byte[] Data)
 /// length, a JSON header naming each tensor's dtype, shape and byte range plus a
 /// string-to-string "__metadata__" map, then the raw bytes. Readable from Python with
 /// safetensors.numpy.load_file or torch's safetensors loader.
+/// Every file written here carries a SHA-256 of its content in the metadata
+/// (<see cref="ChecksumKey"/>); reading a file that has one verifies it, so a flipped or
+/// lost byte is an error rather than a silently different tensor.
 /// </summary>
 public static class SafetensorsFile
 {
@@ -36,13 +41,18 @@ public static class SafetensorsFile
     private const long MaxHeaderBytes = 100_000_000;
     private static readonly Dictionary<string, int> ElementSizes = new() { ["F32"] = 4, ["F64"] = 8, ["I64"] = 8, ["U8"] = 1 };
 
-    public static void Write(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>The metadata key of the content's SHA-256 (lower-case hex).</summary>
+    public const string ChecksumKey = "distill.sha256";
+
+    /// <summary>Writes atomically; <paramref name="keepPreviousAs"/>: see <see cref="AtomicFile.Write"/>.</summary>
+    public static void Write(string path, IReadOnlyDictionary<string, SafetensorsTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        string? keepPreviousAs = null)
     {
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("safetensors writing assumes a little-endian machine");
         var header = new JsonObject();
-        if (metadata is { Count: > 0 })
-            header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
+        var described = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>()) { [ChecksumKey] = Checksum(tensors, metadata ?? new Dictionary<string, string>()) };
+        header["__metadata__"] = new JsonObject(described.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
         long offset = 0;
         foreach (var (name, tensor) in tensors)
         {
@@ -68,7 +78,7 @@ public static class SafetensorsFile
             stream.Write(json);
             for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
             foreach (var tensor in tensors.Values) stream.Write(tensor.Data);
-        });
+        }, keepPreviousAs);
     }
 
     /// <summary>
@@ -121,6 +131,8 @@ public static class SafetensorsFile
                 throw Bad($"tensor '{name}' has byte range [{string.Join(",", offsets)}] that does not match its shape [{string.Join(",", shape)}] or the file");
             tensors[name] = new SafetensorsTensor(dtype, shape, bytes.AsSpan((int)(dataStart + offsets[0]), (int)(offsets[1] - offsets[0])).ToArray());
         }
+        if (metadata.Remove(ChecksumKey, out var stored) && Checksum(tensors, metadata) is var actual && actual != stored)
+            throw Bad($"checksum mismatch: the file says {ChecksumKey} {stored}, its content hashes to {actual}");
         return (tensors, metadata);
     }
 
@@ -147,6 +159,29 @@ public static class SafetensorsFile
             size *= dimension;
         }
         return size;
+    }
+
+    /// <summary>
+    /// SHA-256 over the tensors (by name: name, dtype, shape, bytes) and the metadata (by key),
+    /// so it does not depend on the order the header lists them in.
+    /// </summary>
+    private static string Checksum(IReadOnlyDictionary<string, SafetensorsTensor> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Text(string text) => hash.AppendData(System.Text.Encoding.UTF8.GetBytes(text + "\0"));
+        foreach (var (name, tensor) in tensors.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            Text(name);
+            Text(tensor.DType);
+            Text(string.Join(",", tensor.Shape.Select(d => d.ToString(CultureInfo.InvariantCulture))));
+            hash.AppendData(tensor.Data);
+        }
+        foreach (var (key, value) in metadata.Where(m => m.Key != ChecksumKey).OrderBy(m => m.Key, StringComparer.Ordinal))
+        {
+            Text(key);
+            Text(value);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     private static int ElementSize(string dtype) =>

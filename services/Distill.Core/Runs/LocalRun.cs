@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Distill.Core.Checkpoints;
 using Distill.Core.Data;
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
@@ -16,7 +17,7 @@ namespace Distill.Core.Runs;
 /// </summary>
 public static class LocalRun
 {
-    public const string CheckpointFile = "checkpoint.safetensors";
+    public const string CheckpointFile = CheckpointFiles.Latest;
     public const string DistilledFile = "distilled.safetensors";
     public const string GridFile = "distilled.png";
     public const string SummaryFile = "summary.json";
@@ -34,7 +35,12 @@ public static class LocalRun
         options.Validate();
         Directory.CreateDirectory(outputDirectory);
         var checkpointPath = Path.Combine(outputDirectory, CheckpointFile);
-        KipState? state = resume && File.Exists(checkpointPath) ? KipState.Load(checkpointPath) : null;
+        // Writes a killed process left half done are no one's latest file: drop them.
+        AtomicFile.DeleteLeftovers(outputDirectory);
+        if (snapshots is not null) AtomicFile.DeleteLeftovers(snapshots.Folder);
+        KipState? state = resume
+            ? CheckpointFiles.LoadNewestGood(outputDirectory, (file, reason) => report?.Invoke(new CheckpointRejected(file, reason)))
+            : null;
         using var distiller = new KipDistiller(data, options, state, backend);
         state?.Dispose();
         report?.Invoke(new RunStarted(distiller.Step, options.Steps, state is not null));
@@ -55,7 +61,7 @@ public static class LocalRun
         void Checkpoint()
         {
             using var snapshot = distiller.CaptureState();
-            snapshot.Save(checkpointPath);
+            CheckpointFiles.Save(snapshot, outputDirectory);
             var snapshotPath = snapshots is null ? null
                 : WriteSnapshot(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, distiller.Step, options, data, snapshots);
             report?.Invoke(new CheckpointWritten(distiller.Step, checkpointPath, snapshotPath));

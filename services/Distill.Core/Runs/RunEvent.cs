@@ -14,6 +14,9 @@ public sealed record EvaluationCompleted(long Step, EvaluationResult Result) : R
 /// <summary>A checkpoint, and the snapshot written with it when the run keeps snapshots.</summary>
 public sealed record CheckpointWritten(long Step, string Path, string? SnapshotPath = null) : RunEvent;
 
+/// <summary>A checkpoint found unusable at resume (checksum, truncation, format); the one before it is tried next.</summary>
+public sealed record CheckpointRejected(string File, string Reason) : RunEvent;
+
 public sealed record RunFinished(RunSummary Summary) : RunEvent;
 
 /// <summary>One point of the accuracy curve.</summary>

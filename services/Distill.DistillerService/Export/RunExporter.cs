@@ -1,5 +1,5 @@
 using System.Globalization;
-using Distill.Core.Distillation;
+using Distill.Core.Checkpoints;
 using Distill.Core.Errors;
 using Distill.Core.Output;
 using Distill.Core.Runs;
@@ -40,13 +40,12 @@ public sealed class RunExporter(RunStore store, RunSnapshots snapshots, DatasetC
         }
         else
         {
-            var checkpoint = Path.Combine(folder, LocalRun.CheckpointFile);
-            if (!File.Exists(checkpoint))
-                throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name,
+            // The newest checkpoint that verifies, as a resume would take it.
+            using var state = CheckpointFiles.LoadNewestGood(folder)
+                ?? throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name,
                     $"{run.Name} has no checkpoint yet; try again after step {Math.Max(1, run.Spec.CheckpointEvery)}");
             target = Path.Combine(folder, "export");
             var data = await datasets.GetAsync(run.Spec);
-            using var state = KipState.Load(checkpoint);
             LocalRun.WriteOutputs(state.SupportImages, state.SupportLabels, state.SupportClasses, state.Step, state.Options, data, target);
             distilled = Path.Combine(target, LocalRun.DistilledFile);
             at = state.Step;

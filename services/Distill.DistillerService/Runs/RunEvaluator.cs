@@ -1,6 +1,6 @@
 using Distill.Adapters.Clients;
 using Distill.Adapters.Conversions;
-using Distill.Core.Distillation;
+using Distill.Core.Checkpoints;
 using Distill.Core.Errors;
 using Distill.Core.Output;
 using Distill.Core.Runs;
@@ -54,10 +54,9 @@ public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, Dataset
 
     private (Tensor Images, Tensor Labels, long Step) FromCheckpoint(Run run)
     {
-        var checkpoint = Path.Combine(store.RunFolder(RunNames.Id(run.Name)), LocalRun.CheckpointFile);
-        if (!File.Exists(checkpoint))
-            throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name, $"{run.Name} has no checkpoint to evaluate yet");
-        using var state = KipState.Load(checkpoint);
+        // The newest checkpoint that verifies, as a resume would take it.
+        using var state = CheckpointFiles.LoadNewestGood(store.RunFolder(RunNames.Id(run.Name)))
+            ?? throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name, $"{run.Name} has no checkpoint to evaluate yet");
         return (state.SupportImages.clone(), state.SupportLabels.clone(), state.Step);
     }
 

@@ -26,6 +26,17 @@ public sealed class RunEventRecorder(RunStore store, RunEventHub hub)
         }
     }
 
+    /// <summary>An event the store cannot take (disk full), for the live watchers only.</summary>
+    public void PublishUnstored(string runId, RunEvent runEvent)
+    {
+        lock (LockFor(runId))
+        {
+            runEvent.Sequence = store.LastSequence(runId) + 1;
+            runEvent.Time ??= Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow);
+            hub.Publish(runId, runEvent);
+        }
+    }
+
     /// <summary>Forgets a deleted run's lock and ends its watchers.</summary>
     public void Forget(string runId)
     {

@@ -55,6 +55,12 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
                 lifecycle.Update(id, r => r.StateMessage = message,
                     new RunEvent { State = new StateChanged { State = RunState.Running, Message = message } }, persist: true);
                 break;
+            case CheckpointRejected rejected:
+                logger.LogWarning("Run {Id}: checkpoint {File} is unusable ({Reason}); trying the one before it", id, rejected.File, rejected.Reason);
+                lifecycle.Update(id, _ => { },
+                    new RunEvent { State = new StateChanged { State = RunState.Running, Message = $"checkpoint {rejected.File} is unusable ({rejected.Reason}); trying the one before it" } },
+                    persist: false);
+                break;
             case StepCompleted step:
                 lifecycle.Update(id, r => { r.Step = step.Step; r.LastLoss = step.Loss; r.StepsPerSecond = step.StepsPerSecond; },
                     new RunEvent { Progress = new StepProgress { Step = step.Step, TotalSteps = step.TotalSteps, Loss = step.Loss, StepsPerSecond = step.StepsPerSecond } },

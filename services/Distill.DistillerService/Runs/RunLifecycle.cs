@@ -84,6 +84,23 @@ public sealed class RunLifecycle(RunStore store, RunEventRecorder recorder)
         }
     }
 
+    /// <summary>
+    /// An end the store could not take (its disk is full): the live record shows it and the
+    /// watchers get its event, numbered after the last stored one; nothing is written.
+    /// </summary>
+    public void EndUnstored(string id, RunState state, string message)
+    {
+        lock (recorder.LockFor(id))
+        {
+            var run = Current(id);
+            run.State = state;
+            run.StateMessage = message;
+            run.StepsPerSecond = 0;
+            _live[id] = run;
+            recorder.PublishUnstored(id, StateEvent(state, message));
+        }
+    }
+
     /// <summary>Progress of a computing run, with its event; written to the store when <paramref name="persist"/>.</summary>
     public void Update(string id, Action<Run> change, RunEvent? runEvent, bool persist)
     {
@@ -111,7 +128,8 @@ public sealed class RunLifecycle(RunStore store, RunEventRecorder recorder)
         lock (recorder.LockFor(id))
         {
             var run = _live.TryGetValue(id, out var live) ? live : store.Get(id);
-            return run is not null && run.State == state && store.LastSequence(id) == sequence;
+            // At or past the stored end: an end the store could not take (EndUnstored) is numbered past it.
+            return run is not null && run.State == state && store.LastSequence(id) <= sequence;
         }
     }
 

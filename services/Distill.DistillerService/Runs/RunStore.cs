@@ -30,8 +30,10 @@ public sealed class RunStore : IDisposable
         RunsFolder = Path.Combine(folder, "runs");
         var postgres = options.Value.PostgresConnectionString;
         _sqlite = string.IsNullOrEmpty(postgres);
+        var file = Path.Combine(folder, DatabaseFile);
+        if (_sqlite) CheckSqliteFile(file);
         _database = _sqlite
-            ? SqliteFactory.Instance.CreateDataSource(new SqliteConnectionStringBuilder { DataSource = Path.Combine(folder, "distiller.db"), Pooling = true }.ToString())
+            ? SqliteFactory.Instance.CreateDataSource(new SqliteConnectionStringBuilder { DataSource = file, Pooling = true }.ToString())
             : NpgsqlDataSource.Create(WithoutGssEncryption(postgres!));
         using var connection = Open();
         var (blob, integer) = _sqlite ? ("BLOB", "INTEGER") : ("BYTEA", "BIGINT");
@@ -39,6 +41,44 @@ public sealed class RunStore : IDisposable
             CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, created {integer} NOT NULL, run {blob} NOT NULL);
             CREATE TABLE IF NOT EXISTS events (run_id TEXT NOT NULL, sequence {integer} NOT NULL, event {blob} NOT NULL, PRIMARY KEY (run_id, sequence));
             """);
+    }
+
+    /// <summary>The SQLite file in the data folder.</summary>
+    public const string DatabaseFile = "distiller.db";
+
+    /// <summary>
+    /// Opens the SQLite file once before anything writes to it and refuses, naming the file,
+    /// one that is not a sound database or that another process holds locked. The file is
+    /// left exactly as it is: never replaced by a new, empty store, never deleted.
+    /// </summary>
+    private static void CheckSqliteFile(string file)
+    {
+        try
+        {
+            // A short busy wait: a lock held longer than this is another process's, not a passing writer's.
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, DefaultTimeout = 5, Pooling = false }.ToString());
+            connection.Open();
+            using var command = connection.CreateCommand();
+            // Reads every page: garbage answers "file is not a database", damage a list of problems.
+            command.CommandText = "PRAGMA quick_check";
+            if (command.ExecuteScalar() is var result && !Equals(result, "ok"))
+                throw new RunStoreUnavailableException(file, $"it fails SQLite's integrity check ({result})");
+            // The write lock, taken and given back: another process holding the file answers busy.
+            command.CommandText = "BEGIN IMMEDIATE; ROLLBACK;";
+            command.ExecuteNonQuery();
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)  // SQLITE_BUSY, SQLITE_LOCKED
+        {
+            throw new RunStoreUnavailableException(file, $"another process holds it locked ({e.Message}); stop that process or give this one its own data folder", e);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 11 or 26)  // SQLITE_CORRUPT, SQLITE_NOTADB
+        {
+            throw new RunStoreUnavailableException(file, $"it is not a sound SQLite database ({e.Message}); restore it from a backup, or move it away to start with an empty store", e);
+        }
+        catch (SqliteException e)
+        {
+            throw new RunStoreUnavailableException(file, e.Message, e);
+        }
     }
 
     /// <summary>

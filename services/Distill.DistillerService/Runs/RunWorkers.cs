@@ -100,6 +100,11 @@ public sealed class RunWorkers(RunLifecycle lifecycle, RunStore store, RunQueue 
         {
             End(id, RunState.Failed, e.Message);
         }
+        catch (Exception e) when (DiskFull.Is(e))
+        {
+            logger.LogError(e, "Run {Id} stopped: disk full", id);
+            End(id, RunState.Failed, DiskFull.RunMessage);
+        }
         catch (Exception e)
         {
             logger.LogError(e, "Run {Id} failed", id);
@@ -113,7 +118,17 @@ public sealed class RunWorkers(RunLifecycle lifecycle, RunStore store, RunQueue 
 
     private void End(string id, RunState state, string message)
     {
-        if (lifecycle.TryMove(id, state, message) is null)
-            logger.LogWarning("Run {Id} could not become {State} ({Message}): {Current}", id, state, message, lifecycle.Find(id)?.State);
+        try
+        {
+            if (lifecycle.TryMove(id, state, message) is null)
+                logger.LogWarning("Run {Id} could not become {State} ({Message}): {Current}", id, state, message, lifecycle.Find(id)?.State);
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or IOException)
+        {
+            // The database shares the full disk (or fails otherwise): the end is shown (live record, watchers) but not stored,
+            // so the next start picks the run up again from its last good checkpoint.
+            lifecycle.EndUnstored(id, state, message);
+            logger.LogCritical(e, "Run {Id} became {State} ({Message}) but the database could not store it", id, state, message);
+        }
     }
 }

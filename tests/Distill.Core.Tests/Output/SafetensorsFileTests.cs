@@ -50,5 +50,34 @@ public sealed class SafetensorsFileTests : IDisposable
         Assert.Contains("'t'", error.Message);
     }
 
+    [Fact]
+    public void Read_FlippedByte_FailsItsChecksum()
+    {
+        SafetensorsFile.Write(_path, new Dictionary<string, SafetensorsTensor> { ["t"] = SafetensorsTensor.FromFloats([1f, 2f], 2) });
+        var bytes = File.ReadAllBytes(_path);
+        bytes[^1] ^= 0x01;
+        File.WriteAllBytes(_path, bytes);
+        var error = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Read(_path));
+        Assert.Contains("checksum mismatch", error.Message);
+    }
+
+    [Fact]
+    public void Write_KeepingThePrevious_LeavesTwoGenerations()
+    {
+        var previous = _path + ".previous";
+        try
+        {
+            SafetensorsFile.Write(_path, new Dictionary<string, SafetensorsTensor> { ["t"] = SafetensorsTensor.FromFloats([1f], 1) }, keepPreviousAs: previous);
+            Assert.False(File.Exists(previous));
+            SafetensorsFile.Write(_path, new Dictionary<string, SafetensorsTensor> { ["t"] = SafetensorsTensor.FromFloats([2f], 1) }, keepPreviousAs: previous);
+            Assert.Equal([2f], SafetensorsFile.Read(_path).Tensors["t"].ToFloats());
+            Assert.Equal([1f], SafetensorsFile.Read(previous).Tensors["t"].ToFloats());
+        }
+        finally
+        {
+            File.Delete(previous);
+        }
+    }
+
     public void Dispose() => File.Delete(_path);
 }

@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using Distill.Protos.Distiller.V1;
+using Grpc.Net.Client;
+using Xunit.Abstractions;
+
+using DistillerClient = Distill.Protos.Distiller.V1.DistillerService.DistillerServiceClient;
+
+namespace Distill.DistillerService.Tests.Faults;
+
+/// <summary>Three kernel services, one of them killed (SIGKILL) every few seconds and started again, all through one run.</summary>
+public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposable
+{
+    private const int Services = 3;
+    private readonly ProcessCluster _cluster = new();
+
+    private static RunSpec Spec() => new()
+    {
+        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 200, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
+    };
+
+    [SkippableFact]
+    public async Task KernelServices_KilledAtRandomThroughARun_RunEndsLikeAnUndisturbedRun()
+    {
+        SlowSuite.Require();
+        var clock = Stopwatch.StartNew();
+        var random = new Random(3);
+        var ports = Enumerable.Range(0, Services).Select(_ => ServiceProcess.FreePort()).ToArray();
+        var kernels = new ServiceProcess[Services];
+        try
+        {
+            for (int i = 0; i < Services; i++) kernels[i] = await _cluster.StartKernelAsync(ports[i]);
+            await using var distiller = await _cluster.StartDistillerAsync(kernels.Select(k => k.Address).ToArray());
+            using var channel = GrpcChannel.ForAddress(distiller.Address);
+            var client = new DistillerClient(channel);
+            var id = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
+            await ProcessCluster.WatchUntilAsync(client, id, e => e.Progress is not null);
+
+            // Every kill costs the run retries and a dataset upload: give it time on a loaded machine.
+            var end = ProcessCluster.WatchToEndAsync(client, id, limit: TimeSpan.FromMinutes(10));
+            int kills = 0;
+            // A kill every 1 to 3 s (drawn, seeded) until the run ends; the service is started again at once on its port.
+            while (await Task.WhenAny(end, Task.Delay(TimeSpan.FromMilliseconds(random.Next(1000, 3000)))) != end)
+            {
+                var victim = random.Next(Services);
+                kernels[victim].Kill();
+                kills++;
+                await kernels[victim].DisposeAsync();
+                kernels[victim] = await _cluster.StartKernelAsync(ports[victim]);
+            }
+            var events = await end;
+            var disturbed = clock.Elapsed;
+            Assert.Equal(RunState.Succeeded, events[^1].State.State);
+            Assert.True(kills >= 5, $"only {kills} kills before the run ended");
+
+            var undisturbed = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
+            Assert.Equal(RunState.Succeeded, (await ProcessCluster.WatchToEndAsync(client, undisturbed))[^1].State.State);
+            Assert.Equal(_cluster.Support(undisturbed, Spec().Steps), _cluster.Support(id, Spec().Steps));
+            output.WriteLine($"{Services} kernel services, {kills} kills, {events.Count(e => e.State?.State == RunState.Paused)} pauses, " +
+                $"support identical; disturbed run {disturbed.TotalSeconds:F0} s, test {clock.Elapsed.TotalSeconds:F0} s");
+        }
+        finally
+        {
+            foreach (var kernel in kernels) if (kernel is not null) await kernel.DisposeAsync();
+        }
+    }
+
+    public void Dispose() => _cluster.Dispose();
+}
