@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Distill.Fuzz.Grpc;
 using Grpc.Net.Client;
 
@@ -31,7 +32,9 @@ public sealed class GrpcFuzzTests
         var valid = await ValidRequests.CreateAsync(kernel.CreateCallInvoker(), cluster.Channel.CreateCallInvoker(), TinyDataset.Name);
         long before = GC.GetTotalMemory(forceFullCollection: true);
 
-        var report = await new GrpcFuzzer(kernel.CreateCallInvoker(), cluster.Channel.CreateCallInvoker(), Seed)
+        // The data root and the distiller's data folder share one temporary folder: naming it is a leak.
+        var serverFolder = Path.GetDirectoryName(cluster.DataRoot)!;
+        var report = await new GrpcFuzzer(kernel.CreateCallInvoker(), cluster.Channel.CreateCallInvoker(), Seed, serverPaths: [serverFolder])
             .RunAsync(valid, Requests, DateTime.MaxValue);
 
         long growth = GC.GetTotalMemory(forceFullCollection: true) - before;
@@ -42,5 +45,15 @@ public sealed class GrpcFuzzTests
         // Every RPC was called: the seed reaches the whole surface.
         Assert.Equal(24, report.Codes.Keys.Select(key => key.Split(' ')[0]).Distinct().Count());
         Assert.True(growth < HeapGrowthLimit, $"managed heap grew by {growth >> 20} MB");
+    }
+
+    [Fact]
+    public void LeakCheck_FindsAServerFolderOrAStackTraceInTheMessage()
+    {
+        static RpcException Error(string message) => new(new Status(StatusCode.InvalidArgument, message));
+        Assert.NotNull(AnswerCheck.Leak(Error("cannot read /srv/data/mnist/train.gz"), ["/srv/data"]));
+        Assert.NotNull(AnswerCheck.Leak(Error("failed\n   at Distill.Core.Data.IdxReader.Read(String path)"), []));
+        Assert.NotNull(AnswerCheck.Leak(Error("System.IO.IOException: disk"), []));
+        Assert.Null(AnswerCheck.Leak(Error("path: no folder 'mnist' under the data root"), ["/srv/data"]));
     }
 }

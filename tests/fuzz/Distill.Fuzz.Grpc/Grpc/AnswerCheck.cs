@@ -1,4 +1,6 @@
 using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
 using Distill.Core.Errors;
 using Google.Rpc;
 using Grpc.Core;
@@ -24,6 +26,23 @@ public static class AnswerCheck
         .Where(field => field.IsLiteral && field.Name != nameof(ErrorReasons.Domain) && field.Name != nameof(ErrorReasons.Internal))
         .Select(field => (string)field.GetRawConstantValue()!)
         .ToHashSet();
+
+    // A .NET stack frame ("   at Namespace.Type.Method(") or an exception type name.
+    private static readonly Regex StackTrace = new(@"(^|\n)\s*at [\w.`<>]+\(|\b\w+(\.\w+)+Exception\b", RegexOptions.Compiled);
+
+    /// <summary>
+    /// Null when neither the status message nor any of its details (read as text) holds one of
+    /// the server's own folders or a stack trace; else what leaked.
+    /// </summary>
+    public static string? Leak(RpcException error, IReadOnlyList<string> serverPaths)
+    {
+        var details = error.Trailers.GetValueBytes("grpc-status-details-bin") is { } bytes ? Encoding.UTF8.GetString(bytes) : "";
+        var text = error.Status.Detail + "\n" + details;
+        foreach (var path in serverPaths)
+            if (text.Contains(path, StringComparison.Ordinal))
+                return $"{error.StatusCode} names the server's folder {path}: {error.Status.Detail}";
+        return StackTrace.IsMatch(text) ? $"{error.StatusCode} carries a stack trace or exception type: {error.Status.Detail}" : null;
+    }
 
     /// <summary>Null when documented, else why not.</summary>
     public static string? Undocumented(RpcException error, bool cutShortByClient)

@@ -19,9 +19,10 @@ public sealed record FuzzReport(int Requests, int Crashes, IReadOnlyList<Finding
 /// Sends mutated requests of every RPC of both services, one at a time, checks each answer
 /// (<see cref="AnswerCheck"/>) and, after anything undocumented, that both servers still
 /// answer. Leaves nothing behind: runs it started are cancelled and deleted, datasets it
-/// created are dropped, so the servers' memory can be compared with before.
+/// created are dropped, so the servers' memory can be compared with before. Given the
+/// servers' own folders, also checks that no answer names them (<see cref="AnswerCheck.Leak"/>).
 /// </summary>
-public sealed class GrpcFuzzer(CallInvoker kernel, CallInvoker distiller, int seed, TextWriter? log = null)
+public sealed class GrpcFuzzer(CallInvoker kernel, CallInvoker distiller, int seed, TextWriter? log = null, IReadOnlyList<string>? serverPaths = null)
 {
     private static readonly MethodDescriptor[] Methods =
         [.. Protos.Kernel.V1.KernelService.Descriptor.Methods, .. Protos.Distiller.V1.DistillerService.Descriptor.Methods];
@@ -54,7 +55,7 @@ public sealed class GrpcFuzzer(CallInvoker kernel, CallInvoker distiller, int se
             catch (RpcException error)
             {
                 code = error.StatusCode.ToString();
-                if (AnswerCheck.Undocumented(error, cutShortByClient: shape != CallShape.Complete) is { } problem)
+                if ((AnswerCheck.Undocumented(error, cutShortByClient: shape != CallShape.Complete) ?? AnswerCheck.Leak(error, serverPaths ?? [])) is { } problem)
                 {
                     var finding = new Finding(method.FullName, problem, Describe(mutated));
                     findings.Add(finding);
