@@ -1,5 +1,5 @@
-using Grpc.Core;
 using Distill.Fuzz.Grpc;
+using Grpc.Core;
 using Grpc.Net.Client;
 
 namespace Distill.DistillerService.Tests;
