@@ -137,4 +137,19 @@ public sealed class CifarBinaryReaderTests : IDisposable
         Assert.Contains("train.bin", ex.Message);
         Assert.Contains("3074-byte CIFAR-100 record size", ex.Message);
     }
+
+    [Fact]
+    public void ReadCifar10_FileLongerThanTheBudget_IsRefusedWithoutReadingItWhole()
+    {
+        // 200 records (615 KB); the budget holds two images. The reader stops at the third.
+        string path = _dir.Write("data_batch_1.bin", [.. Enumerable.Range(0, 200).SelectMany(i => RedRecord((byte)(i % 10)))]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        var ex = Assert.Throws<Distill.Core.Errors.LimitExceededException>(() =>
+            CifarBinaryReader.ReadCifar10([path], budget: new DatasetReadBudget(2 * 3072, "test:limit")));
+
+        Assert.Equal("test:limit", ex.Subject);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < new FileInfo(path).Length / 2,
+            "the file was read whole before the budget was checked");
+    }
 }

@@ -160,4 +160,25 @@ public sealed class ImageFolderReaderTests : IDisposable
 
         Assert.Contains("unexpected class folders cow", ex.Message);
     }
+
+    [Fact]
+    public void Read_MorePixelsThanTheBudget_IsRefusedBeforeAnyImageIsDecoded()
+    {
+        _dir.Write("train/a/1.png", PatternPng(1));
+        _dir.Write("train/b/2.png", PatternPng(2));
+        // A sound header over garbage pixel data: decoding it would fail as a format error, so
+        // a refusal over the budget shows that the budget was checked first.
+        var broken = PatternPng(3);
+        int idat = broken.AsSpan().IndexOf("IDAT"u8);
+        broken.AsSpan(idat + 4, broken.Length - 12 - idat - 4).Fill(0xFF);
+        _dir.Write("test/a/3.png", broken);
+        _dir.Write("test/b/4.png", PatternPng(4));
+
+        Assert.Throws<DatasetFormatException>(() => ImageFolderReader.Read(_dir.Root, "tiny"));
+        var ex = Assert.Throws<Distill.Core.Errors.LimitExceededException>(() =>
+            ImageFolderReader.Read(_dir.Root, "tiny", new DatasetReadBudget(3 * 3 * 2 * 3, "test:limit")));
+
+        Assert.Equal("test:limit", ex.Subject);
+        Assert.Contains("4 images of 3x2x3", ex.Message);
+    }
 }
