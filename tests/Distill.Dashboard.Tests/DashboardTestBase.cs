@@ -27,6 +27,9 @@ public abstract class DashboardTestBase : BunitContext, IAsyncLifetime
 
     protected FakeDashboardService Fake { get; } = new();
 
+    // Waits end at the first passing check; the long ceiling only matters on a starved machine.
+    static DashboardTestBase() => DefaultWaitTimeout = TimeSpan.FromSeconds(30);
+
     protected DashboardTestBase()
     {
         JSInterop.Mode = JSRuntimeMode.Loose;
