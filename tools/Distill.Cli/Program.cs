@@ -9,6 +9,7 @@ app.Configure(config =>
     config.AddCommand<StepBenchmarkCommand>("step-benchmark").WithDescription("Time one KIP step on random data of a given shape.");
     config.AddCommand<KernelServiceBenchmarkCommand>("kernel-benchmark").WithDescription("Compare KIP steps through a kernel service with steps in process.");
     config.AddCommand<SubmitCommand>("submit").WithDescription("Start a run on a distiller service and follow it to the end.");
+    config.AddCommand<TransferCommand>("transfer").WithDescription("Train finite ConvNet-3 networks on a distilled set (or a random real subset) and report test accuracy over seeds.");
     config.AddCommand<EvaluateCommand>("evaluate").WithDescription("KRR test accuracy of a distilled set (distilled.safetensors) on a dataset.");
 });
 return app.Run(args);
