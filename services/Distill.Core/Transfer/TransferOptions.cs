@@ -19,7 +19,7 @@ public sealed record TransferOptions
     public TransferProtocol Protocol { get; init; }
     public int Width { get; init; } = ConvNet3.DefaultWidth;
     public bool InstanceNorm { get; init; }
-    /// <summary>Cross-entropy on the labels' argmax; otherwise MSE on the labels themselves.</summary>
+    /// <summary>Cross-entropy on the labels' argmax; otherwise MSE on the labels themselves (0.5 x squared error summed over classes, mean over images).</summary>
     public bool CrossEntropy { get; init; }
     public double LearningRate { get; init; } = 0.01;
     public double Momentum { get; init; } = 0.9;

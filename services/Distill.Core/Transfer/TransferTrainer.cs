@@ -241,7 +241,8 @@ public sealed class TransferTrainer
     private Tensor Loss(TrainedNetwork trained, Tensor x, Tensor y)
     {
         var output = trained.Predict(x);
-        return _options.CrossEntropy ? nn.functional.cross_entropy(output, y) : nn.functional.mse_loss(output, y);
+        // MSE as in KIP: 0.5 ||f(x) - y||^2 summed over classes, averaged over images.
+        return _options.CrossEntropy ? nn.functional.cross_entropy(output, y) : output.sub(y).square().sum(1).mean().mul(0.5);
     }
 
     /// <summary>Mean training loss over the whole support set, without gradients.</summary>

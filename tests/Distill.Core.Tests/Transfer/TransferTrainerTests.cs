@@ -152,7 +152,7 @@ public class TransferTrainerTests : TensorLeakCheck
 
         using var network = trainer.Train(0, images, targets);
 
-        // Before any step f - f0 = 0, so the initial MSE is the mean squared scaled target: (4 * 0.5)^2.
+        // Before any step f - f0 = 0, so the initial loss is 0.5 x the squared scaled targets summed over both classes: 0.5 (2^2 + 2^2).
         Assert.Equal(4.0, network.InitialLoss, 6);
     }
 
