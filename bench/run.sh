@@ -25,6 +25,7 @@ cases=(
   "mnist-fc-10ipc|mnist|--ipc 10 --steps 1000|0.95"
   "cifar10-fc-1ipc|cifar10|--ipc 1 --steps 1000|0.39"
   "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
+  "cifar10-transfer-1ipc|transfer|--seeds 5|0.35"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "step-fc-10-f32|none|step-benchmark --support 10 --steps 200 --minimal-kernel-dtype float32|"
@@ -58,7 +59,7 @@ case "$dataset" in
     dir="$data/mnist"
     [ -e "$dir/train-images-idx3-ubyte.gz" ] || [ -e "$dir/train-images-idx3-ubyte" ] \
       || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; } ;;
-  cifar10)
+  cifar10|transfer)
     dir="$repo/.cache/datasets/cifar10-jpeg"
     if [ ! -d "$dir/train" ]; then
       [ -f "$data/cifar10-jpeg.tar.gz" ] || { echo "cifar10-jpeg.tar.gz not found under $data; skipping"; echo "case=$name skipped=true"; exit 0; }
@@ -306,6 +307,37 @@ elif [ "$dataset" = pytorch ]; then
   version="$(field pytorch pytorch | sort -u | paste -sd, -)"
   ratio="$(awk -v a="$engine_ms" -v b="$pytorch_ms" 'BEGIN { printf "%.3f", a / b }')"
   echo "result support=$support pytorch_ms=$pytorch_ms engine_ms=$engine_ms ratio=$ratio minimal_ms=$minimal_ms rounds=$rounds steps=$steps threads=2 pytorch=$version blas=$blas" >>"$log"
+elif [ "$dataset" = transfer ]; then
+  # Ten CIFAR-10 images distilled as the cifar10-fc-1ipc case does (that case's output is
+  # reused when present), then ConvNet-3 networks trained on them: the kernel protocol
+  # (test_accuracy=), the same protocol on ten random real images, class-balanced
+  # (baseline=), and the standard protocol (standard=). DISTILL_TRANSFER_ARGS adds options to
+  # every transfer (a scaled-down run, e.g. "--seeds 2 --max-test 2000"); the result line
+  # names them as scaled= (spaces as commas).
+  source_out="$repo/.cache/bench/cifar10-fc-1ipc"
+  distilled="$source_out/distilled.safetensors"
+  if [ ! -f "$distilled" ]; then
+    echo "distilling (the cifar10-fc-1ipc case's run) into $source_out"
+    "${cli[@]}" kip --data "$dir" --ipc 1 --steps 1000 --kernel ntk --depth 1 --target-batch 5000 \
+      --eval-every 100 --checkpoint-every 100 --out "$source_out" | tee "$repo/.cache/bench/$name.distill.log"
+  fi
+  # shellcheck disable=SC2206
+  extra=(${DISTILL_TRANSFER_ARGS:-})
+  started=$SECONDS
+  # transfer KEY ARGS...: one transfer command, its log in $log.KEY; prints "mean std".
+  transfer() {
+    local key="$1"; shift
+    # shellcheck disable=SC2086
+    "${cli[@]}" transfer --data "$dir" "$@" $arguments "${extra[@]}" >"$log.$key" 2>&1 \
+      || { cat "$log.$key" >&2; echo "bench/run.sh: the $key transfer failed (log: $log.$key)" >&2; exit 1; }
+    grep -E '^(seed|result) ' "$log.$key" >&2
+    grep '^result ' "$log.$key" | tail -n 1 | sed -E 's/.* test_accuracy=([0-9.]+) std=([0-9.]+).*/\1 \2/'
+  }
+  out="$(transfer kernel --distilled "$distilled" --protocol kernel)"; read -r kernel kernel_std <<<"$out"
+  out="$(transfer baseline --random-subset 10 --protocol kernel)"; read -r baseline baseline_std <<<"$out"
+  out="$(transfer standard --distilled "$distilled" --protocol standard)"; read -r standard standard_std <<<"$out"
+  scaled="$(tr ' ' ',' <<<"${DISTILL_TRANSFER_ARGS:-}")"
+  echo "result test_accuracy=$kernel std=$kernel_std baseline=$baseline baseline_std=$baseline_std standard=$standard standard_std=$standard_std seconds=$((SECONDS - started))${scaled:+ scaled=$scaled}" | tee "$log"
 elif [ "$dataset" = none ]; then
   # shellcheck disable=SC2086
   "${cli[@]}" $arguments | tee "$log"

@@ -11,6 +11,7 @@ app.Configure(config =>
     config.AddCommand<KernelServiceLoadCommand>("load-kernel").WithDescription("Load one kernel service with concurrent KIP shard steps for a fixed time.");
     config.AddCommand<DistillerSoakCommand>("soak").WithDescription("Start, watch, check and delete short runs on a distiller, several at once, for a fixed time.");
     config.AddCommand<SubmitCommand>("submit").WithDescription("Start a run on a distiller service and follow it to the end.");
+    config.AddCommand<TransferCommand>("transfer").WithDescription("Train finite ConvNet-3 networks on a distilled set (or a random real subset) and report test accuracy over seeds.");
     config.AddCommand<EvaluateCommand>("evaluate").WithDescription("KRR test accuracy of a distilled set (distilled.safetensors) on a dataset.");
 });
 return app.Run(args);
