@@ -36,6 +36,12 @@ public sealed class DistillerOptions
     /// <summary>Runs that compute at once; further runs wait, QUEUED.</summary>
     public int MaxConcurrentRuns { get; set; } = 2;
 
+    /// <summary>
+    /// Loaded datasets kept when no run or evaluation uses them (one per folder, format and
+    /// preprocessing); older idle ones are freed. Datasets in use always stay.
+    /// </summary>
+    public int MaxIdleDatasets { get; set; } = 2;
+
     /// <summary>Attempts per kernel call before its shard moves to another service.</summary>
     public int RetryAttempts { get; set; } = 3;
 

@@ -45,8 +45,8 @@ public sealed class RunExporter(RunStore store, RunSnapshots snapshots, DatasetC
                 ?? throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name,
                     $"{run.Name} has no checkpoint yet; try again after step {Math.Max(1, run.Spec.CheckpointEvery)}");
             target = Path.Combine(folder, "export");
-            var data = await datasets.GetAsync(run.Spec);
-            LocalRun.WriteOutputs(state.SupportImages, state.SupportLabels, state.SupportClasses, state.Step, state.Options, data, target);
+            using (var lease = await datasets.AcquireAsync(run.Spec))
+                LocalRun.WriteOutputs(state.SupportImages, state.SupportLabels, state.SupportClasses, state.Step, state.Options, lease.Data, target);
             distilled = Path.Combine(target, LocalRun.DistilledFile);
             at = state.Step;
         }

@@ -32,7 +32,8 @@ public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, Dataset
         using (images)
         using (labels)
         {
-            var data = await datasets.GetAsync(run.Spec);
+            using var lease = await datasets.AcquireAsync(run.Spec, cancellation);
+            var data = lease.Data;
             kernel.CheckImages(DatasetCache.ImageShape(data), kernelMessage is null ? "spec.kernel" : "kernel");
             var reference = DatasetCache.Reference(run.Spec);
             await using var hold = pool.Hold(reference);

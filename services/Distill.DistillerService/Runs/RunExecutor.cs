@@ -23,7 +23,8 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
     {
         var run = lifecycle.Get(id);
         var kip = RunSpecs.ToOptions(run.Spec);
-        var data = await datasets.GetAsync(run.Spec).WaitAsync(cancellation);
+        using var lease = await datasets.AcquireAsync(run.Spec, cancellation);
+        var data = lease.Data;
         // A convolutional kernel reads images of one shape: fail here, naming the field, not on every service.
         kip.Kernel.CheckImages(DatasetCache.ImageShape(data), "spec.kernel");
         var reference = DatasetCache.Reference(run.Spec);
