@@ -15,7 +15,7 @@ internal static class FeaturePoolKip
     public static int Execute(KipSettings settings, CancellationToken cancellation)
     {
         var total = Stopwatch.StartNew();
-        using var data = DatasetLoading.Load(settings, settings.FreshNetworks ? "KIP with fresh random networks (RFAD)" : "KIP on a random-feature pool");
+        using var data = DatasetLoading.Load(settings, settings.FreshNetworks ? "KIP with fresh random networks (RFAD)" : "KIP on a random-feature pool", showKernel: false);
         var options = settings.ToPoolOptions(data);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(options.FreshNetworks ? $"{options.PoolSample} fresh networks per step" : $"pool of {options.PoolSize} networks, {options.PoolSample} sampled per step")}, width {options.Width}, {options.HeldOutNetworks} held-out networks; kernel estimated: {options.Kernel}"));
