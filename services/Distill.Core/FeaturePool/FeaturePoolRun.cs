@@ -53,7 +53,7 @@ public static class FeaturePoolRun
     /// Test rows per block of the exact evaluation: the exact ConvNet kernel keeps every image's
     /// full-resolution self-covariance statistics of a block alive (tens of MiB per image at 32 x 32).
     /// </summary>
-    public const int ExactBlockRows = 50;
+    public const int ExactBlockRows = 25;
 
     public static FeaturePoolSummary Execute(PreparedDataset data, FeaturePoolOptions options, string outputDirectory, int testSubset,
         Action<string> log, CancellationToken cancellation = default)
@@ -72,8 +72,9 @@ public static class FeaturePoolRun
         PoolEvaluation Evaluate(string what)
         {
             var watch = Stopwatch.StartNew();
-            var e = KrrEvaluator.Evaluate(exact, distiller.SupportImages, distiller.SupportLabels, testImages, testLabels, testTargets, options.Regularization, ExactBlockRows);
             var h = options.HeldOutNetworks > 0 ? distiller.EvaluateHeldOut(testImages, testTargets) : (double.NaN, double.NaN);
+            log(string.Create(CultureInfo.InvariantCulture, $"{what}: held-out {options.HeldOutNetworks} networks test_accuracy {h.Item1:F4} on {testCount} test images; exact kernel next"));
+            var e = KrrEvaluator.Evaluate(exact, distiller.SupportImages, distiller.SupportLabels, testImages, testLabels, testTargets, options.Regularization, ExactBlockRows);
             log(string.Create(CultureInfo.InvariantCulture,
                 $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {testCount} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
             return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, testCount);
