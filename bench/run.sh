@@ -26,10 +26,13 @@ cases=(
   "cifar10-fc-1ipc|cifar10|--ipc 1 --steps 1000|0.39"
   "cifar10-fc-10ipc|cifar10|--ipc 10 --steps 1000|0.47"
   "cifar10-transfer-1ipc|transfer|--seeds 5|0.35"
+  "cifar10-conv-1ipc|cifar10pool|--ipc 1 --zca --feature-pool 32 --pool-sample 8 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.003 --steps 2000 --validate-every 100 --held-out-networks 8 --test-subset 2000|0.50"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "step-fc-10-f32|none|step-benchmark --support 10 --steps 200 --minimal-kernel-dtype float32|"
   "step-fc-100-f32|none|step-benchmark --support 100 --steps 200 --minimal-kernel-dtype float32|"
+  "step-conv-pool-10|none|pool-step-benchmark --support 10 --steps 20 --exact-steps 2|"
+  "step-conv-pool-100|none|pool-step-benchmark --support 100 --steps 20 --exact-steps 1 --exact-targets 20|"
   "step-pytorch-10|pytorch|--support 10 --steps 40 --rounds 5|"
   "step-pytorch-100|pytorch|--support 100 --steps 40 --rounds 5|"
   "compose-e2e|compose|--ipc 1 --steps 300 --target-batch 5000|0.85"
@@ -59,7 +62,7 @@ case "$dataset" in
     dir="$data/mnist"
     [ -e "$dir/train-images-idx3-ubyte.gz" ] || [ -e "$dir/train-images-idx3-ubyte" ] \
       || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; } ;;
-  cifar10|transfer)
+  cifar10|transfer|cifar10pool)
     dir="$repo/.cache/datasets/cifar10-jpeg"
     if [ ! -d "$dir/train" ]; then
       [ -f "$data/cifar10-jpeg.tar.gz" ] || { echo "cifar10-jpeg.tar.gz not found under $data; skipping"; echo "case=$name skipped=true"; exit 0; }
@@ -338,6 +341,17 @@ elif [ "$dataset" = transfer ]; then
   out="$(transfer standard --distilled "$distilled" --protocol standard)"; read -r standard standard_std <<<"$out"
   scaled="$(tr ' ' ',' <<<"${DISTILL_TRANSFER_ARGS:-}")"
   echo "result test_accuracy=$kernel std=$kernel_std baseline=$baseline baseline_std=$baseline_std standard=$standard standard_std=$standard_std seconds=$((SECONDS - started))${scaled:+ scaled=$scaled}" | tee "$log"
+elif [ "$dataset" = cifar10pool ]; then
+  # KIP on a fixed pool of random ConvNet3 networks (distill kip --feature-pool): the result
+  # line's test_accuracy is the exact ConvNet3 NNGP's KRR accuracy of the distilled images
+  # (on the fixed test subset it names), baseline= the same for the initial random real
+  # images, held_out_accuracy= under the held-out networks, chosen_step= the step kept.
+  # DISTILL_BENCH_STEPS shortens a trial run (the log says so).
+  out="$repo/.cache/bench/$name"
+  rm -rf "$out"
+  [ -n "${DISTILL_BENCH_STEPS:-}" ] && { arguments="$(sed -E "s/--steps [0-9]+/--steps $DISTILL_BENCH_STEPS/" <<<"$arguments")"; echo "shortened: --steps $DISTILL_BENCH_STEPS"; }
+  # shellcheck disable=SC2086
+  "${cli[@]}" kip --data "$dir" $arguments --out "$out" | tee "$log"
 elif [ "$dataset" = none ]; then
   # shellcheck disable=SC2086
   "${cli[@]}" $arguments | tee "$log"

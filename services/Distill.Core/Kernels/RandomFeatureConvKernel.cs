@@ -85,7 +85,8 @@ public sealed class RandomFeatureConvKernel : IKernel
         return sum.mul_(w2 / ((double)Networks * FeatureCount)).add_(Spec.BStd * Spec.BStd);
     }
 
-    private long FeatureCount
+    /// <summary>F: the length of one network's feature vector (the readout's input).</summary>
+    public long FeatureCount
     {
         get
         {
@@ -96,7 +97,15 @@ public sealed class RandomFeatureConvKernel : IKernel
         }
     }
 
-    /// <summary>Network m's weights [out, in, 3, 3] and biases, N(0, 1), from the seed alone.</summary>
+    /// <summary>
+    /// Network m's conv weights [out, in, 3, 3] and biases, scaled N(0, 1) draws, from the seed alone
+    /// (any m, also beyond <see cref="Networks"/>: a feature pool draws its networks here).
+    /// </summary>
+    public List<(Tensor Weight, Tensor Bias)> DrawNetwork(int m, ScalarType dtype, Device device) => Draw(m, dtype, device);
+
+    /// <summary>phi(x) of one network from <see cref="DrawNetwork"/>, [n, F], differentiable in x (autograd).</summary>
+    public Tensor NetworkFeatures(List<(Tensor Weight, Tensor Bias)> network, Tensor x) => Features(network, x);
+
     private List<(Tensor Weight, Tensor Bias)> Draw(int m, ScalarType dtype, Device device)
     {
         var generator = new Generator(unchecked(Seed * 0x9E3779B97F4A7C15UL + (ulong)m + 1));

@@ -9,7 +9,7 @@ namespace Distill.Cli.Commands;
 /// <summary>Loads and preprocesses the dataset named by the settings, with a status line while it works.</summary>
 internal static class DatasetLoading
 {
-    public static PreparedDataset Load(DatasetSettings settings, string what)
+    public static PreparedDataset Load(DatasetSettings settings, string what, bool showKernel = true)
     {
         TorchRuntime.Configure(settings.Threads);
         TorchRuntime.UseDevice(settings.Device, "--device");
@@ -25,7 +25,7 @@ internal static class DatasetLoading
         });
         var d = prepared!.Source.Train;
         AnsiConsole.MarkupLine($"[bold]{what}[/] on [bold]{Markup.Escape(prepared.Name)}[/]: {d.Count} train / {prepared.Source.Test.Count} test images, " +
-            $"{d.Channels}x{d.Height}x{d.Width}, {d.ClassCount} classes; kernel {Markup.Escape(settings.KernelSpec(prepared).ToString())} " +
+            $"{d.Channels}x{d.Height}x{d.Width}, {d.ClassCount} classes{(showKernel ? $"; kernel {Markup.Escape(settings.KernelSpec(prepared).ToString())}" : "")} " +
             $"[grey](loaded in {watch.Elapsed.TotalSeconds:F1} s)[/]");
         return prepared;
     }

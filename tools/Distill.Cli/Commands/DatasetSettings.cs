@@ -28,8 +28,8 @@ public class DatasetSettings : CommandSettings
     [CommandOption("--random-features <N>"), Description("Convolutional NNGP only: estimate it with N random finite networks (RFAD) instead of exactly.")]
     public int? RandomFeatures { get; init; }
 
-    [CommandOption("--rf-width <N>"), Description("Channels of each random network's convolutions."), DefaultValue(RandomFeatureConvKernel.DefaultWidth)]
-    public int RandomFeatureWidth { get; init; } = RandomFeatureConvKernel.DefaultWidth;
+    [CommandOption("--rf-width <N>"), Description("Channels of each random network's convolutions (default 256; 64 with --feature-pool).")]
+    public int? RandomFeatureWidth { get; init; }
 
     [CommandOption("--rf-seed <N>"), Description("Seed the random networks are drawn from."), DefaultValue(0UL)]
     public ulong RandomFeatureSeed { get; init; }
@@ -92,7 +92,7 @@ public class DatasetSettings : CommandSettings
             "gap" => KernelReadout.GlobalAveragePool,
             _ => throw new ArgumentException($"--readout: expected flatten or gap, got '{Readout}'"),
         },
-        RandomFeatures is { } networks ? new RandomFeatureSpec(networks, RandomFeatureWidth, RandomFeatureSeed) : null);
+        RandomFeatures is { } networks ? new RandomFeatureSpec(networks, RandomFeatureWidth ?? RandomFeatureConvKernel.DefaultWidth, RandomFeatureSeed) : null);
 
     public override ValidationResult Validate()
     {

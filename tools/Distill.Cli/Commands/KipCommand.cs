@@ -2,6 +2,8 @@ using System.ComponentModel;
 using System.Globalization;
 using Distill.Core.Data;
 using Distill.Core.Distillation;
+using Distill.Core.FeaturePool;
+using Distill.Core.Kernels;
 using Distill.Core.Runs;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -46,6 +48,74 @@ public sealed class KipSettings : DatasetSettings
     [CommandOption("--resume"), Description("Continue from the checkpoint in --out if there is one.")]
     public bool Resume { get; init; }
 
+    [CommandOption("--feature-pool <P>"), Description("KIP on random ConvNet features: a fixed pool of P random networks whose target features are computed once (docs/architecture.md).")]
+    public int? FeaturePool { get; init; }
+
+    [CommandOption("--pool-sample <K>"), Description("Feature pool: networks sampled per step (with --fresh-networks: fresh networks per step)."), DefaultValue(8)]
+    public int PoolSample { get; init; } = 8;
+
+    [CommandOption("--fresh-networks"), Description("RFAD's own mode: --pool-sample new random networks every step, targets recomputed (no pool).")]
+    public bool FreshNetworks { get; init; }
+
+    [CommandOption("--pool-targets <N>"), Description("Feature pool: class-balanced training images whose features are stored."), DefaultValue(10000)]
+    public int PoolTargets { get; init; } = 10000;
+
+    [CommandOption("--held-out-networks <N>"), Description("Feature pool: random networks never sampled by a step, which choose the step kept and score the result."), DefaultValue(8)]
+    public int HeldOutNetworks { get; init; } = 8;
+
+    [CommandOption("--validation-per-class <N>"), Description("Feature pool: held-out training images per class (not targets) scored to choose the step kept."), DefaultValue(100)]
+    public int ValidationPerClass { get; init; } = 100;
+
+    [CommandOption("--validate-every <N>"), Description("Feature pool: steps between held-out validations (0: keep the last step)."), DefaultValue(100)]
+    public int ValidateEvery { get; init; } = 100;
+
+    [CommandOption("--loss <LOSS>"), Description("Feature pool: mse | platt (cross-entropy with a learned scale)."), DefaultValue("mse")]
+    public string Loss { get; init; } = "mse";
+
+    [CommandOption("--test-subset <N>"), Description("Feature pool: evaluate on a fixed class-balanced subset of N test images (0: all)."), DefaultValue(0)]
+    public int TestSubset { get; init; }
+
+    [CommandOption("--feature-buffer-mb <N>"), Description("Feature pool: bound on the stored features."), DefaultValue(4096)]
+    public int FeatureBufferMb { get; init; } = 4096;
+
+    public bool UsesFeaturePool => FeaturePool is not null || FreshNetworks;
+
+    /// <summary>The feature-pool options; the kernel is the convolutional NNGP named (ConvNet3 when --architecture is fc).</summary>
+    public FeaturePoolOptions ToPoolOptions(PreparedDataset? data = null)
+    {
+        var kip = ToOptions(data);
+        var spec = kip.Kernel with { Kind = KernelKind.Nngp, RandomFeatures = null };
+        if (!spec.IsConvolutional) spec = spec with { Architecture = KernelArchitecture.ConvNet3 };
+        return new FeaturePoolOptions
+        {
+            Kernel = spec,
+            PoolSize = FeaturePool ?? PoolSample,
+            PoolSample = PoolSample,
+            Width = RandomFeatureWidth ?? FeaturePoolOptions.DefaultWidth,
+            FreshNetworks = FreshNetworks,
+            TargetSubset = PoolTargets,
+            TargetBatch = TargetBatch,
+            HeldOutNetworks = HeldOutNetworks,
+            ValidationPerClass = ValidationPerClass,
+            ValidateEvery = ValidateEvery,
+            SupportPerClass = SupportPerClass,
+            Steps = Steps,
+            LearningRate = LearningRate,
+            LearnLabels = kip.LearnLabels,
+            Initialization = kip.Initialization,
+            Loss = Loss.ToLowerInvariant() switch
+            {
+                "mse" => PoolLoss.Mse,
+                "platt" => PoolLoss.Platt,
+                _ => throw new ArgumentException($"--loss: expected mse or platt, got '{Loss}'"),
+            },
+            Regularization = Regularization,
+            Seed = Seed,
+            NetworkSeed = RandomFeatureSeed,
+            MaxBufferBytes = (long)FeatureBufferMb << 20,
+        };
+    }
+
     /// <summary>The run's options; a convolutional kernel reads <paramref name="data"/>'s image shape (see <see cref="DatasetSettings.KernelSpec"/>).</summary>
     public KipOptions ToOptions(PreparedDataset? data = null) => new()
     {
@@ -78,7 +148,15 @@ public sealed class KipSettings : DatasetSettings
     {
         var baseResult = base.Validate();
         if (!baseResult.Successful) return baseResult;
-        try { ToOptions().Validate(); }
+        if (UsesFeaturePool && Method.ToLowerInvariant() != "kip") return ValidationResult.Error("--feature-pool and --fresh-networks need --method kip");
+        if (UsesFeaturePool && RandomFeatures is not null) return ValidationResult.Error("--feature-pool draws its own networks: leave out --random-features");
+        if (TestSubset < 0) return ValidationResult.Error("--test-subset must not be negative");
+        if (FeatureBufferMb < 1) return ValidationResult.Error("--feature-buffer-mb must be positive");
+        try
+        {
+            ToOptions().Validate();
+            if (UsesFeaturePool) ToPoolOptions().Validate();
+        }
         catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
         return ValidationResult.Success();
     }
@@ -88,6 +166,8 @@ public sealed class KipCommand : Command<KipSettings>
 {
     public override int Execute(CommandContext context, KipSettings settings, CancellationToken cancellation)
     {
+        if (settings.UsesFeaturePool)
+            return FeaturePoolKip.Execute(settings, cancellation);
         using var data = DatasetLoading.Load(settings, settings.ToOptions().Method == DistillationMethod.Kip ? "KIP" : "Label Solve");
         var options = settings.ToOptions(data);
         using var interrupt = new CancellationTokenSource();

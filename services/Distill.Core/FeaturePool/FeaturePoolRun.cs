@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.Evaluation;
+using Distill.Core.Kernels;
+using Distill.Core.Output;
+using Distill.Core.Runs;
+using static TorchSharp.torch;
+
+namespace Distill.Core.FeaturePool;
+
+/// <summary>One evaluation of a support set: exact-kernel KRR and KRR under the held-out networks.</summary>
+public sealed record PoolEvaluation(double ExactAccuracy, double ExactMse, double HeldOutAccuracy, double HeldOutMse, int TestCount);
+
+/// <summary>A point of the run's curve: the step's loss and, where validated, the held-out validation accuracy (NaN otherwise).</summary>
+public sealed record PoolCurvePoint(long Step, double Loss, double Validation);
+
+/// <summary>The JSON summary of a feature-pool run.</summary>
+public sealed record FeaturePoolSummary
+{
+    public required string Dataset { get; init; }
+    public required string Mode { get; init; }
+    public required FeaturePoolOptions Options { get; init; }
+    public required string EvaluationKernel { get; init; }
+    public required int SupportSize { get; init; }
+    public required long Steps { get; init; }
+    public required long ChosenStep { get; init; }
+    public required double ChosenValidationAccuracy { get; init; }
+    public required double SetupSeconds { get; init; }
+    public required double TrainingSeconds { get; init; }
+    public required double SecondsPerStep { get; init; }
+    public required long BufferBytes { get; init; }
+    public required int TestSubset { get; init; }
+    public required PoolEvaluation Baseline { get; init; }
+    public required PoolEvaluation Final { get; init; }
+    public required IReadOnlyList<PoolCurvePoint> Curve { get; init; }
+    public required double PeakRssMb { get; init; }
+    public required IReadOnlyDictionary<string, string> Outputs { get; init; }
+}
+
+/// <summary>
+/// A whole feature-pool KIP run: set-up, the baseline (the initial random real support), steps
+/// with held-out validation, the best validated step restored, the final evaluation with the
+/// exact kernel (on a fixed class-balanced test subset when <paramref name="testSubset"/> is
+/// positive) and the held-out networks, and the outputs of a KIP run (distilled.safetensors,
+/// distilled.png, summary.json).
+/// </summary>
+public static class FeaturePoolRun
+{
+    /// <summary>
+    /// Test rows per block of the exact evaluation: the exact ConvNet kernel keeps every image's
+    /// full-resolution self-covariance statistics of a block alive (tens of MiB per image at 32 x 32).
+    /// </summary>
+    public const int ExactBlockRows = 25;
+
+    public static FeaturePoolSummary Execute(PreparedDataset data, FeaturePoolOptions options, string outputDirectory, int testSubset,
+        Action<string> log, CancellationToken cancellation = default)
+    {
+        options.Validate();
+        Directory.CreateDirectory(outputDirectory);
+        var exact = options.Kernel.Create();
+        using var distiller = new FeaturePoolDistiller(data, options, log);
+        log(string.Create(CultureInfo.InvariantCulture,
+            $"set-up {distiller.SetupSeconds:F1} s; feature buffer {distiller.BufferBytes / 1048576.0:F1} MiB; {distiller.TargetCount} targets, {distiller.ValidationCount} validation images"));
+
+        using var scope = NewDisposeScope();
+        var (testImages, testLabels, testTargets) = TestSplit(data, testSubset, options.Seed);
+        int testCount = testLabels.Length;
+
+        PoolEvaluation Evaluate(string what)
+        {
+            var watch = Stopwatch.StartNew();
+            var h = options.HeldOutNetworks > 0 ? distiller.EvaluateHeldOut(testImages, testTargets) : (double.NaN, double.NaN);
+            log(string.Create(CultureInfo.InvariantCulture, $"{what}: held-out {options.HeldOutNetworks} networks test_accuracy {h.Item1:F4} on {testCount} test images; exact kernel next"));
+            var e = KrrEvaluator.Evaluate(exact, distiller.SupportImages, distiller.SupportLabels, testImages, testLabels, testTargets, options.Regularization, ExactBlockRows);
+            log(string.Create(CultureInfo.InvariantCulture,
+                $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {testCount} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
+            return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, testCount);
+        }
+
+        var baseline = Evaluate("baseline (initial random real support)");
+        var curve = new List<PoolCurvePoint>();
+        if (options.ValidateEvery > 0)
+        {
+            var v = distiller.Validate();
+            log(string.Create(CultureInfo.InvariantCulture, $"step 0 validation {v:F4}"));
+            curve.Add(new(0, double.NaN, v));
+        }
+        var training = Stopwatch.StartNew();
+        long every = Math.Max(1, options.Steps / 20);
+        double lastLoss = double.NaN;
+        for (int i = 0; i < options.Steps; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var report = distiller.TakeStep();
+            lastLoss = report.Loss;
+            double validation = double.NaN;
+            if (options.ValidateEvery > 0 && (report.Step % options.ValidateEvery == 0 || report.Step == options.Steps))
+                validation = distiller.Validate();
+            if (report.Step % every == 0 || report.Step == options.Steps || !double.IsNaN(validation))
+            {
+                curve.Add(new(report.Step, report.Loss, validation));
+                var validated = double.IsNaN(validation) ? "" : string.Create(CultureInfo.InvariantCulture,
+                    $" validation {validation:F4} (best {distiller.BestValidationAccuracy:F4} at step {distiller.BestStep})");
+                log(string.Create(CultureInfo.InvariantCulture,
+                    $"step {report.Step}/{options.Steps} loss {report.Loss:E4} batch_acc {report.TargetAccuracy:F3} {report.Step / training.Elapsed.TotalSeconds:F2} steps/s{validated}"));
+            }
+        }
+        double trainingSeconds = training.Elapsed.TotalSeconds;
+        long chosen = options.ValidateEvery > 0 ? distiller.BestStep : distiller.Step;
+        distiller.RestoreBest();
+        log(string.Create(CultureInfo.InvariantCulture, $"chosen step {chosen} (held-out validation {distiller.BestValidationAccuracy:F4})"));
+        var final = Evaluate($"distilled (step {chosen})");
+
+        var kipOptions = new KipOptions
+        {
+            Kernel = options.Kernel with { RandomFeatures = new RandomFeatureSpec(options.PoolSample, options.Width, options.NetworkSeed) },
+            SupportPerClass = options.SupportPerClass, Steps = options.Steps, LearningRate = options.LearningRate,
+            TargetBatch = options.TargetBatch, LearnLabels = options.LearnLabels, Initialization = options.Initialization,
+            Regularization = options.Regularization, Seed = options.Seed,
+        };
+        var outputs = LocalRun.WriteOutputs(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, chosen, kipOptions, data, outputDirectory)
+            .Where(kv => kv.Key != "checkpoint").ToDictionary();
+        var summary = new FeaturePoolSummary
+        {
+            Dataset = data.Name,
+            Mode = options.FreshNetworks ? "fresh-networks" : "feature-pool",
+            Options = options,
+            EvaluationKernel = exact.Spec.ToString(),
+            SupportSize = (int)distiller.SupportImages.shape[0],
+            Steps = distiller.Step,
+            ChosenStep = chosen,
+            ChosenValidationAccuracy = distiller.BestValidationAccuracy,
+            SetupSeconds = distiller.SetupSeconds,
+            TrainingSeconds = trainingSeconds,
+            SecondsPerStep = distiller.Step == 0 ? 0 : trainingSeconds / distiller.Step,
+            BufferBytes = distiller.BufferBytes,
+            TestSubset = testCount,
+            Baseline = baseline,
+            Final = final,
+            Curve = curve,
+            PeakRssMb = LocalRun.PeakResidentMegabytes(),
+            Outputs = outputs,
+        };
+        var json = new JsonSerializerOptions(KipState.Json) { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+        AtomicFile.WriteAllText(Path.Combine(outputDirectory, LocalRun.SummaryFile), JsonSerializer.Serialize(summary, json));
+        return summary;
+    }
+
+    /// <summary>The test split, or a fixed class-balanced subset of it of the given size.</summary>
+    private static (Tensor Images, int[] Labels, Tensor Targets) TestSplit(PreparedDataset data, int subset, int seed)
+    {
+        if (subset <= 0 || subset >= data.TestLabels.Length)
+            return (data.TestImages, data.TestLabels, data.TestTargets);
+        var rows = new TargetSampler(data.TestLabels, data.ClassCount, seed).Sample(subset, step: -4, stream: 4);
+        Array.Sort(rows);
+        var index = tensor(rows, device: data.TestImages.device);
+        return (data.TestImages.index_select(0, index), rows.Select(i => data.TestLabels[i]).ToArray(), data.TestTargets.index_select(0, index));
+    }
+}

@@ -1,0 +1,163 @@
+using Distill.Core.Data;
+using Distill.Core.Errors;
+using Distill.Core.FeaturePool;
+using Distill.Core.Kernels;
+using Distill.Core.Preprocessing;
+using Distill.Core.Tests.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Core.Tests.FeaturePool;
+
+/// <summary>KIP on a fixed pool of random ConvNet3 networks, on tiny 3 x 8 x 8 images.</summary>
+public class FeaturePoolTests : TensorLeakCheck
+{
+    private static readonly KernelSpec ConvNet3 = new(KernelKind.Nngp, Architecture: KernelArchitecture.ConvNet3,
+        ImageChannels: 3, ImageHeight: 8, ImageWidth: 8);
+
+    private static Tensor Images(int n, int seed) =>
+        randn(n, 3 * 8 * 8, dtype: ScalarType.Float64, generator: new Generator((ulong)seed));
+
+    private static List<Tensor> Features(RandomFeatureConvKernel source, IEnumerable<int> networks, Tensor x) =>
+        networks.Select(m => source.NetworkFeatures(source.DrawNetwork(m, x.dtype, x.device), x)).ToList();
+
+    [Fact]
+    public void Gram_OfTheSampledNetworks_EqualsTheRandomFeatureKernelOfThoseNetworks()
+    {
+        var x1 = Images(5, 1);
+        var x2 = Images(4, 2);
+        var pool = new RandomFeatureConvKernel(ConvNet3, networks: 6, width: 8, seed: 7);
+
+        // All of the pool: the random-feature kernel with the same networks and seed.
+        var all = Enumerable.Range(0, 6).ToArray();
+        TensorAssert.Close(pool.Compute(x1, x2), PooledKernel.Gram(ConvNet3, Features(pool, all, x1), Features(pool, all, x2)), 1e-12, "whole pool");
+        // A sample {0, 1, 2}: networks 0..2 of the same seed are the kernel with 3 networks.
+        var three = new RandomFeatureConvKernel(ConvNet3, networks: 3, width: 8, seed: 7);
+        TensorAssert.Close(three.ComputeSymmetric(x1), PooledKernel.Gram(ConvNet3, Features(pool, [0, 1, 2], x1), Features(pool, [0, 1, 2], x1)), 1e-12, "sample of 3");
+        // The order of the sampled networks does not matter.
+        TensorAssert.Close(three.Compute(x1, x2), PooledKernel.Gram(ConvNet3, Features(pool, [2, 0, 1], x1), Features(pool, [2, 0, 1], x2)), 1e-12, "reordered");
+    }
+
+    [Theory]
+    [InlineData(PoolLoss.Mse)]
+    [InlineData(PoolLoss.Platt)]
+    public void Loss_GradientWithRespectToSupportImages_MatchesFiniteDifferences(PoolLoss loss)
+    {
+        var pool = new RandomFeatureConvKernel(ConvNet3, networks: 4, width: 8, seed: 3);
+        int[] sampled = [3, 1];
+        var xs = Images(2, 4);
+        var xt = Images(12, 5);
+        var ys = CenteredOneHotOf([0, 2], 3).add(Images(1, 6).narrow(1, 0, 6).reshape(2, 3).mul(0.1));
+        var yt = CenteredOneHotOf(Enumerable.Range(0, 12).Select(i => i % 3).ToArray(), 3);
+        var logScale = tensor(new[] { 0.3 }, dtype: ScalarType.Float64);
+        List<Tensor> targets;
+        using (no_grad()) targets = Features(pool, sampled, xt);
+        double Loss(Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            return PooledKernel.Loss(ConvNet3, Features(pool, sampled, x), targets, ys, yt, loss, logScale, 1e-2).Loss.item<double>();
+        }
+
+        var leaf = xs.clone().requires_grad_(true);
+        var (value, _) = PooledKernel.Loss(ConvNet3, Features(pool, sampled, leaf), targets, ys, yt, loss, logScale, 1e-2);
+        var gradient = torch.autograd.grad([value], [leaf])[0];
+
+        Assert.Equal(Loss(xs), value.item<double>(), 12);
+        TensorAssert.Close(KernelGradientTests.FiniteDifference(Loss, xs), gradient, 1e-5, "dL/dXs");
+    }
+
+    [Fact]
+    public void TargetFeatures_PrecomputedOnce_EqualRecomputedOnes()
+    {
+        using var data = Tiny();
+        using var distiller = new FeaturePoolDistiller(data, Options(data) with { ValidateEvery = 0 });
+        var buffer = distiller.TargetFeatures!;
+        Assert.Equal(4, buffer.Networks);
+        Assert.Equal(distiller.TargetCount, buffer.Count);
+        Assert.Equal(NetworkFeatureBuffer.SizeOf(4, distiller.TargetCount, buffer.FeatureCount, ScalarType.Float64), buffer.Bytes);
+
+        var rows = tensor(distiller.TargetRows.ToArray());
+        var images = data.TrainImages.index_select(0, rows);
+        var pool = distiller.Options.PoolNetworks();
+        for (int m = 0; m < 4; m++)
+            TensorAssert.Close(pool.NetworkFeatures(pool.DrawNetwork(m, ScalarType.Float64, images.device), images), buffer.Features[m], 1e-12, $"network {m}");
+        TensorAssert.Close(data.TrainTargets.index_select(0, rows), buffer.Targets, 0, "targets");
+    }
+
+    [Fact]
+    public void TargetFeatures_OverTheBound_AreRefusedBeforeComputing()
+    {
+        using var data = Tiny();
+        var e = Assert.Throws<LimitExceededException>(() => new FeaturePoolDistiller(data, Options(data) with { MaxBufferBytes = 1000 }));
+        Assert.Contains("MiB", e.Message);
+    }
+
+    [Theory]
+    [InlineData(false, PoolLoss.Mse)]
+    [InlineData(false, PoolLoss.Platt)]
+    public void Steps_OnASeparableProblem_LowerTheLoss(bool freshNetworks, PoolLoss loss)
+    {
+        using var data = Tiny();
+        // Pool of 4, all sampled, every target each step: the same objective every step.
+        var options = Options(data) with { FreshNetworks = freshNetworks, Loss = loss, LearningRate = 0.05, ValidateEvery = 0 };
+        using var distiller = new FeaturePoolDistiller(data, options);
+        var losses = Enumerable.Range(0, 20).Select(_ => distiller.TakeStep().Loss).ToArray();
+        Assert.All(losses, l => Assert.True(double.IsFinite(l)));
+        Assert.True(losses[^1] < 0.8 * losses[0], $"loss {losses[0]:G4} -> {losses[^1]:G4}: {string.Join(", ", losses.Select(l => l.ToString("G3")))}");
+    }
+
+    [Fact]
+    public void Steps_WithFreshNetworks_LowerTheHeldOutNetworksTrainingError()
+    {
+        // RFAD's mode: other networks every step, so the step losses are noisy; the held-out
+        // networks' KRR error on the training images measures progress instead.
+        using var data = Tiny();
+        var options = Options(data) with { FreshNetworks = true, PoolSample = 2, LearningRate = 0.05, ValidateEvery = 0, HeldOutNetworks = 4 };
+        using var distiller = new FeaturePoolDistiller(data, options);
+        var before = distiller.EvaluateHeldOut(data.TrainImages, data.TrainTargets).Mse;
+        for (int i = 0; i < 30; i++) Assert.True(double.IsFinite(distiller.TakeStep().Loss));
+        var after = distiller.EvaluateHeldOut(data.TrainImages, data.TrainTargets).Mse;
+        Assert.True(after < before, $"held-out training MSE {before:G4} -> {after:G4}");
+    }
+
+    [Fact]
+    public void Run_ChoosesTheStepByHeldOutValidation_AndWritesTheOutputs()
+    {
+        using var data = Tiny();
+        var folder = Path.Combine(Path.GetTempPath(), $"distill-pool-{Guid.NewGuid():N}");
+        try
+        {
+            var options = Options(data) with { Steps = 6, ValidateEvery = 2, HeldOutNetworks = 2, ValidationPerClass = 5, LearningRate = 0.05 };
+            var lines = new List<string>();
+            var summary = FeaturePoolRun.Execute(data, options, folder, testSubset: 20, lines.Add);
+            Assert.Equal(6, summary.Steps);
+            Assert.Contains(summary.ChosenStep, new long[] { 0, 2, 4, 6 });
+            Assert.Equal(20, summary.TestSubset);
+            Assert.InRange(summary.Final.ExactAccuracy, 0, 1);
+            Assert.InRange(summary.Baseline.HeldOutAccuracy, 0, 1);
+            Assert.True(File.Exists(Path.Combine(folder, "distilled.safetensors")));
+            Assert.Contains("\"chosen_step\"", File.ReadAllText(Path.Combine(folder, "summary.json")));
+            Assert.Contains(lines, l => l.Contains("buffer"));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static FeaturePoolOptions Options(PreparedDataset data) => new()
+    {
+        Kernel = ConvNet3,
+        PoolSize = 4, PoolSample = 4, Width = 8,
+        TargetSubset = 40, TargetBatch = 40,
+        HeldOutNetworks = 2, ValidationPerClass = 5,
+        FeatureType = ScalarType.Float64,
+        Steps = 10, Regularization = 1e-3, Seed = 1,
+    };
+
+    private static PreparedDataset Tiny() => PreparedDataset.Prepare(
+        SyntheticImages.Create(classes: 4, trainPerClass: 20, testPerClass: 10, channels: 3, size: 8, noise: 0.2, seed: 2), new PreprocessingSpec());
+
+    private static Tensor CenteredOneHotOf(int[] labels, int classes) =>
+        Distill.Core.Distillation.CenteredOneHot.Encode(labels, classes, CPU);
+}

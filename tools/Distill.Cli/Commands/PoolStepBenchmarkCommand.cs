@@ -1,0 +1,114 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using Distill.Core.Data;
+using Distill.Core.Distillation;
+using Distill.Core.FeaturePool;
+using Distill.Core.Kernels;
+using Distill.Core.Preprocessing;
+using Distill.Core.Runtime;
+using Distill.Core.Runs;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace Distill.Cli.Commands;
+
+public sealed class PoolStepBenchmarkSettings : CommandSettings
+{
+    [CommandOption("--support <N>"), DefaultValue(10)]
+    public int Support { get; init; } = 10;
+
+    [CommandOption("--targets <N>"), Description("Target batch of the pooled and FC steps."), DefaultValue(2000)]
+    public int Targets { get; init; } = 2000;
+
+    [CommandOption("--exact-targets <N>"), Description("Target batch of the exact ConvNet3 step (slow: its time is also scaled to --targets)."), DefaultValue(100)]
+    public int ExactTargets { get; init; } = 100;
+
+    [CommandOption("--pool <P>"), DefaultValue(8)]
+    public int Pool { get; init; } = 8;
+
+    [CommandOption("--sample <K>"), DefaultValue(8)]
+    public int Sample { get; init; } = 8;
+
+    [CommandOption("--width <N>"), DefaultValue(FeaturePoolOptions.DefaultWidth)]
+    public int Width { get; init; } = FeaturePoolOptions.DefaultWidth;
+
+    [CommandOption("--steps <N>"), Description("Timed pooled and FC steps."), DefaultValue(20)]
+    public int Steps { get; init; } = 20;
+
+    [CommandOption("--exact-steps <N>"), Description("Timed exact ConvNet3 steps (0: skip)."), DefaultValue(2)]
+    public int ExactSteps { get; init; } = 2;
+
+    [CommandOption("--threads <N>")]
+    public int? Threads { get; init; }
+}
+
+/// <summary>
+/// Seconds per KIP step on random CIFAR-shaped data (3 x 32 x 32, ten classes), in one process:
+/// pooled random-feature ConvNet3 KIP (target features stored), the exact ConvNet3 NNGP kernel's
+/// KIP step (on fewer targets, also scaled linearly to the same batch) and the FC NTK's step.
+/// </summary>
+public sealed class PoolStepBenchmarkCommand : Command<PoolStepBenchmarkSettings>
+{
+    public override int Execute(CommandContext context, PoolStepBenchmarkSettings settings, CancellationToken cancellation)
+    {
+        TorchRuntime.Configure(settings.Threads);
+        const int classes = 10, side = 32, channels = 3;
+        int d = channels * side * side;
+        var random = new Random(0);
+        LabeledImages Split(int n) => new(Enumerable.Range(0, n * d).Select(_ => (float)random.NextDouble()).ToArray(),
+            Enumerable.Range(0, n).Select(i => i % classes).ToArray(), channels, side, side, Enumerable.Range(0, classes).Select(c => $"c{c}").ToArray());
+        int train = Math.Max(settings.Targets, settings.Support) + classes * 10;
+        using var data = PreparedDataset.Prepare(new ImageDataset("random-cifar-shaped", Split(train), Split(classes)), new PreprocessingSpec());
+        var spec = new KernelSpec(KernelKind.Nngp, Architecture: KernelArchitecture.ConvNet3, ImageChannels: channels, ImageHeight: side, ImageWidth: side);
+
+        var setup = Stopwatch.StartNew();
+        using var pool = new FeaturePoolDistiller(data, new FeaturePoolOptions
+        {
+            Kernel = spec, PoolSize = settings.Pool, PoolSample = settings.Sample, Width = settings.Width,
+            TargetSubset = settings.Targets, TargetBatch = settings.Targets, HeldOutNetworks = 0, ValidateEvery = 0,
+            SupportPerClass = Math.Max(1, settings.Support / classes),
+        });
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"pool set-up: {settings.Pool} networks x {settings.Targets} targets in {setup.Elapsed.TotalSeconds:F1} s, buffer {pool.BufferBytes / 1048576.0:F0} MiB"));
+        pool.TakeStep();
+        var poolMs = Median(Enumerable.Range(0, settings.Steps).Select(_ => pool.TakeStep().Elapsed.TotalMilliseconds));
+
+        double KipStep(IKernel kernel, int targets, Tensor support, Tensor labels, AdamOptimizer adam)
+        {
+            using var scope = NewDisposeScope();
+            var watch = Stopwatch.StartNew();
+            var rows = tensor(Enumerable.Range(0, targets).Select(i => (long)i).ToArray());
+            using var result = new KipObjective(kernel).ShardStep(support, labels, data.TrainImages.index_select(0, rows), data.TrainTargets.index_select(0, rows), targets, true);
+            adam.Step(support, result.SupportGradient);
+            return watch.Elapsed.TotalMilliseconds;
+        }
+        using var support = data.TrainImages.narrow(0, 0, pool.SupportImages.shape[0]).clone();
+        using var labels = pool.SupportLabels.clone();
+        using var adam = new AdamOptimizer(0.01, support);
+        var fc = new KernelSpec().Create();
+        KipStep(fc, settings.Targets, support, labels, adam);
+        var fcMs = Median(Enumerable.Range(0, settings.Steps).Select(_ => KipStep(fc, settings.Targets, support, labels, adam)));
+        double exactMs = double.NaN;
+        if (settings.ExactSteps > 0)
+        {
+            var exact = spec.Create();
+            exactMs = Median(Enumerable.Range(0, settings.ExactSteps).Select(_ => KipStep(exact, settings.ExactTargets, support, labels, adam)));
+        }
+        double exactScaled = exactMs * settings.Targets / settings.ExactTargets;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"KIP step, n_s={pool.SupportImages.shape[0]}, 3x32x32, {get_num_threads()} threads: pooled ConvNet3 ({settings.Sample} of {settings.Pool} networks, width {settings.Width}, {settings.Targets} targets) {poolMs:F1} ms; " +
+            $"FC NTK ({settings.Targets} targets) {fcMs:F1} ms; exact ConvNet3 NNGP ({settings.ExactTargets} targets) {exactMs:F0} ms, ~{exactScaled:F0} ms scaled to {settings.Targets} targets"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"result support={pool.SupportImages.shape[0]} pool_ms={poolMs:F2} fc_ms={fcMs:F2} exact_ms={exactMs:F1} exact_targets={settings.ExactTargets} exact_ms_scaled={exactScaled:F0} " +
+            $"exact_over_pool={exactScaled / poolMs:F1} pool_over_fc={poolMs / fcMs:F2} targets={settings.Targets} pool={settings.Pool} sample={settings.Sample} width={settings.Width} threads={get_num_threads()} peak_rss_mb={LocalRun.PeakResidentMegabytes():F0}"));
+        return 0;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int n = sorted.Count;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+}
