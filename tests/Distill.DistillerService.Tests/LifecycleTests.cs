@@ -129,6 +129,28 @@ public class LifecycleTests
     }
 
     [Fact]
+    public async Task WatchRun_HistoryLongerThanAPage_IsSentWhole_InOrder()
+    {
+        using var database = new StoreDatabase(StoreDatabase.Sqlite);
+        using var store = new RunStore(Options.Create(database.Options), TimeProvider.System);
+        var hub = new RunEventHub();
+        var lifecycle = new RunLifecycle(store, new RunEventRecorder(store, hub));
+        lifecycle.Create(new Run { Name = "runs/run-a", Spec = LoopbackCluster.Spec(), CreateTime = Timestamp.FromDateTime(DateTime.UtcNow) });
+        lifecycle.Move("run-a", RunState.Running, "started");
+        for (int step = 1; step <= 2500; step++)
+            store.Append("run-a", new RunEvent { Progress = new StepProgress { Step = step } });
+        lifecycle.Move("run-a", RunState.Succeeded, "done");
+
+        var watched = new List<RunEvent>();
+        await foreach (var e in new RunWatcher(lifecycle, store, hub).WatchAsync("run-a", 0, follow: false, CancellationToken.None))
+            watched.Add(e);
+
+        Assert.Equal(Enumerable.Range(1, (int)store.LastSequence("run-a")).Select(i => (long)i), watched.Select(e => e.Sequence));
+        Assert.True(watched.Count > 2500);
+        Assert.Equal(RunState.Succeeded, watched[^1].State.State);
+    }
+
+    [Fact]
     public async Task RunEventRecorder_ConcurrentWriters_WatchersSeeEveryEventInOrder()
     {
         using var database = new StoreDatabase(StoreDatabase.Sqlite);

@@ -67,6 +67,8 @@ public class RunStoreTests
             foreach (var group in events.GroupBy(e => e.Progress.Step / 100))
                 Assert.Equal(group.Select(e => e.Progress.Step).Order(), group.Select(e => e.Progress.Step));
             Assert.Equal(events.Skip(40).Select(e => e.Sequence), store.Events(run, 40).Select(e => e.Sequence));
+            // A page: the next events after a sequence, no more than asked for.
+            Assert.Equal([21L, 22L, 23L], store.Events(run, 20, limit: 3).Select(e => e.Sequence));
         }
     }
 }

@@ -185,13 +185,15 @@ public sealed class RunStore : IDisposable
         return runEvent;
     }
 
-    public IReadOnlyList<RunEvent> Events(string runId, long afterSequence)
+    /// <summary>The run's events after <paramref name="afterSequence"/>, in order, at most <paramref name="limit"/>.</summary>
+    public IReadOnlyList<RunEvent> Events(string runId, long afterSequence, int limit = int.MaxValue)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT event FROM events WHERE run_id = @id AND sequence > @after ORDER BY sequence";
+        command.CommandText = "SELECT event FROM events WHERE run_id = @id AND sequence > @after ORDER BY sequence LIMIT @limit";
         command.AddParameter("@id", runId);
         command.AddParameter("@after", afterSequence);
+        command.AddParameter("@limit", limit);
         using var reader = command.ExecuteReader();
         var events = new List<RunEvent>();
         while (reader.Read()) events.Add(RunEvent.Parser.ParseFrom((byte[])reader[0]));

@@ -20,7 +20,7 @@ public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventH
         using var subscription = hub.Subscribe(id, out var live);
         if (lifecycle.Find(id) is null) yield break;  // deleted before the subscription counted
         var last = afterSequence;
-        foreach (var past in store.Events(id, last))
+        foreach (var past in Stored(id, last))
         {
             yield return past;
             last = past.Sequence;
@@ -34,7 +34,7 @@ public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventH
             if (next.Sequence > last + 1)
             {
                 // Dropped from a full live queue: the store has them.
-                foreach (var missed in store.Events(id, last).TakeWhile(e => e.Sequence < next.Sequence))
+                foreach (var missed in Stored(id, last).TakeWhile(e => e.Sequence < next.Sequence))
                 {
                     yield return missed;
                     last = missed.Sequence;
@@ -44,6 +44,23 @@ public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventH
             yield return next;
             last = next.Sequence;
             if (Ends(id, next, follow)) yield break;
+        }
+    }
+
+    // A long run's history is read a page at a time: a watch holds one page, not every step.
+    private const int EventPage = 1000;
+
+    private IEnumerable<RunEvent> Stored(string id, long afterSequence)
+    {
+        while (true)
+        {
+            var page = store.Events(id, afterSequence, EventPage);
+            foreach (var e in page)
+            {
+                yield return e;
+                afterSequence = e.Sequence;
+            }
+            if (page.Count < EventPage) yield break;
         }
     }
 
