@@ -35,7 +35,7 @@ public sealed class KipDistiller : IDisposable
 
         if (resumeFrom is null)
         {
-            (SupportImages, SupportClasses) = InitialSupport(data, options);
+            (SupportImages, SupportClasses) = InitialSupport.Draw(data, options.SupportPerClass, options.Initialization, options.Seed);
             SupportLabels = CenteredOneHot.Encode(SupportClasses, data.ClassCount);
             _imageOptimizer = new AdamOptimizer(options.LearningRate, SupportImages);
             _labelOptimizer = options.LearnLabels ? new AdamOptimizer(options.LearningRate, SupportLabels) : null;
@@ -106,25 +106,6 @@ public sealed class KipDistiller : IDisposable
         (_imageOptimizer.FirstMoment.clone(), _imageOptimizer.SecondMoment.clone()),
         _labelOptimizer is null ? null : (_labelOptimizer.FirstMoment.clone(), _labelOptimizer.SecondMoment.clone()),
         Options, _data.Name, _data.TrainImages.shape[0]);
-
-    private static (Tensor Images, int[] Classes) InitialSupport(PreparedDataset data, KipOptions options)
-    {
-        var classes = Enumerable.Range(0, data.ClassCount).SelectMany(c => Enumerable.Repeat(c, options.SupportPerClass)).ToArray();
-        if (options.Initialization == SupportInitialization.Noise)
-        {
-            var generator = new Generator((ulong)TargetSampler.StreamSeed(options.Seed, -1, 1));
-            // Drawn on the host so that every device starts from the same support set.
-            return (randn(classes.Length, data.TrainImages.shape[1], dtype: ScalarType.Float64, generator: generator).to(data.TrainImages.device), classes);
-        }
-
-        var sampler = new TargetSampler(data.TrainLabels, data.ClassCount, options.Seed);
-        var indices = sampler.Sample(classes.Length, step: -1, stream: 1);
-        var drawn = indices.Select(i => data.TrainLabels[i]).ToArray();
-        for (int c = 0; c < data.ClassCount; c++)
-            if (drawn.Count(x => x == c) < options.SupportPerClass)
-                throw new InvalidFieldException("support_per_class", $"class {c} has only {drawn.Count(x => x == c)} training images, {options.SupportPerClass} requested");
-        return (data.TrainImages.index_select(0, tensor(indices, dtype: ScalarType.Int64, device: data.TrainImages.device)), drawn);
-    }
 
     public void Dispose()
     {
