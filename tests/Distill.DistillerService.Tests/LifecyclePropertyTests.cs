@@ -51,7 +51,8 @@ public class LifecyclePropertyTests
                 watchers.Reconnect();
                 continue;
             }
-            await Task.WhenAll(round.Select(op => ApplyAsync(cluster, names, watchers, op)));
+            // An operation alone on its run in the round can be judged by the state before and after it.
+            await Task.WhenAll(round.Select(op => ApplyAsync(cluster, names, watchers, op, alone: round.Count(o => o.Run == op.Run) == 1)));
         }
 
         // Idle: every run that exists ends, and its history says so.
@@ -80,7 +81,7 @@ public class LifecyclePropertyTests
         foreach (var run in runs) await cluster.Client.DeleteRunAsync(new DeleteRunRequest { Name = run.Name });
     }
 
-    private static async Task ApplyAsync(LoopbackCluster cluster, string?[] names, Watchers watchers, Operation op)
+    private static async Task ApplyAsync(LoopbackCluster cluster, string?[] names, Watchers watchers, Operation op, bool alone)
     {
         var client = cluster.Client;
         var name = names[op.Run];
@@ -109,7 +110,8 @@ public class LifecyclePropertyTests
                 case Kind.Evaluate when name is not null:
                     var before = await client.GetRunAsync(new GetRunRequest { Name = name });
                     await client.EvaluateRunAsync(new EvaluateRunRequest { Name = name });
-                    if (before.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
+                    // An ended run stays as it was (a resume in the same round may move it on).
+                    if (alone && before.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
                         Assert.Equal(before.State, (await client.GetRunAsync(new GetRunRequest { Name = name })).State);
                     break;
             }
