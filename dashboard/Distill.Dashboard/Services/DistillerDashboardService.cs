@@ -1,10 +1,15 @@
+using System.Collections.Concurrent;
 using Distill.Client;
+using Microsoft.Extensions.Caching.Memory;
 
 namespace Distill.Dashboard.Services;
 
 /// <summary>The dashboard's service over the typed client; watching goes through the process-wide <see cref="RunWatcher"/>.</summary>
-public sealed class DistillerDashboardService(DistillerClient client, RunWatcher watcher) : IDashboardService
+public sealed class DistillerDashboardService(DistillerClient client, RunWatcher watcher, IMemoryCache cache) : IDashboardService
 {
+    // Every page watching a run asks for each new snapshot at the same moment: one call serves them all.
+    private readonly ConcurrentDictionary<(string Id, long Step), Lazy<Task<SnapshotInfo>>> snapshotsInFlight = new();
+
     public Task<RunPage> ListRunsAsync(ListRunsQuery query, CancellationToken cancellationToken = default) =>
         client.ListRunsAsync(query, cancellationToken);
 
@@ -36,8 +41,29 @@ public sealed class DistillerDashboardService(DistillerClient client, RunWatcher
         return all;
     }
 
-    public Task<SnapshotInfo> GetSnapshotAsync(string id, long step, CancellationToken cancellationToken = default) =>
-        client.GetSnapshotAsync(id, step, full: true, cancellationToken);
+    /// <summary>A snapshot never changes, so it is fetched once and kept in the process's cache.</summary>
+    public Task<SnapshotInfo> GetSnapshotAsync(string id, long step, CancellationToken cancellationToken = default)
+    {
+        var key = (id, step);
+        if (cache.TryGetValue(key, out SnapshotInfo? cached) && cached is not null) return Task.FromResult(cached);
+        return snapshotsInFlight.GetOrAdd(key, k => new Lazy<Task<SnapshotInfo>>(() => FetchSnapshotAsync(k))).Value.WaitAsync(cancellationToken);
+    }
+
+    private async Task<SnapshotInfo> FetchSnapshotAsync((string Id, long Step) key)
+    {
+        try
+        {
+            // Not the caller's token: other pages may be waiting for the same fetch.
+            var snapshot = await client.GetSnapshotAsync(key.Id, key.Step, full: true, CancellationToken.None);
+            long bytes = 4L * ((snapshot.Images?.Data.Length ?? 0) + (snapshot.PreprocessedImages?.Data.Length ?? 0) + (snapshot.Labels?.Data.Length ?? 0)) + 1024;
+            cache.Set(key, snapshot, new MemoryCacheEntryOptions { Size = bytes, SlidingExpiration = TimeSpan.FromMinutes(10) });
+            return snapshot;
+        }
+        finally
+        {
+            snapshotsInFlight.TryRemove(key, out _);
+        }
+    }
 
     public Task<IReadOnlyList<KernelServiceInfo>> ListKernelServicesAsync(CancellationToken cancellationToken = default) =>
         client.ListKernelServicesAsync(cancellationToken);

@@ -14,7 +14,7 @@ public sealed class RunWatcher : IAsyncDisposable
 {
     public delegate IAsyncEnumerable<RunEventRecord> EventSource(string id, long afterSequence, CancellationToken cancellationToken);
 
-    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(300);
+    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(500);
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(2);
 
     private readonly EventSource source;

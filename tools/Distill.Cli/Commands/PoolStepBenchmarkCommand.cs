@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Distill.Core.Data;
 using Distill.Core.Distillation;
+using Distill.Core.Evaluation;
 using Distill.Core.FeaturePool;
 using Distill.Core.Kernels;
 using Distill.Core.Preprocessing;
@@ -38,6 +39,9 @@ public sealed class PoolStepBenchmarkSettings : CommandSettings
 
     [CommandOption("--exact-steps <N>"), Description("Timed exact ConvNet3 steps (0: skip)."), DefaultValue(2)]
     public int ExactSteps { get; init; } = 2;
+
+    [CommandOption("--exact-eval <N>"), Description("Test images scored by KRR with the exact ConvNet3 NNGP against the support (0: skip)."), DefaultValue(0)]
+    public int ExactEval { get; init; }
 
     [CommandOption("--threads <N>")]
     public int? Threads { get; init; }
@@ -95,13 +99,23 @@ public sealed class PoolStepBenchmarkCommand : Command<PoolStepBenchmarkSettings
             var exact = spec.Create();
             exactMs = Median(Enumerable.Range(0, settings.ExactSteps).Select(_ => KipStep(exact, settings.ExactTargets, support, labels, adam)));
         }
+        double evalMs = double.NaN;
+        if (settings.ExactEval > 0)
+        {
+            using var scope = NewDisposeScope();
+            var rows = tensor(Enumerable.Range(0, settings.ExactEval).Select(i => (long)i).ToArray());
+            var watch = Stopwatch.StartNew();
+            KrrEvaluator.Evaluate(spec.Create(), support, labels, data.TrainImages.index_select(0, rows),
+                Enumerable.Range(0, settings.ExactEval).Select(i => i % classes).ToArray(), data.TrainTargets.index_select(0, rows), 1e-6, FeaturePoolRun.ExactBlockRows);
+            evalMs = watch.Elapsed.TotalMilliseconds / settings.ExactEval;
+        }
         double exactScaled = exactMs * settings.Targets / settings.ExactTargets;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"KIP step, n_s={pool.SupportImages.shape[0]}, 3x32x32, {get_num_threads()} threads: pooled ConvNet3 ({settings.Sample} of {settings.Pool} networks, width {settings.Width}, {settings.Targets} targets) {poolMs:F1} ms; " +
             $"FC NTK ({settings.Targets} targets) {fcMs:F1} ms; exact ConvNet3 NNGP ({settings.ExactTargets} targets) {exactMs:F0} ms, ~{exactScaled:F0} ms scaled to {settings.Targets} targets"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"result support={pool.SupportImages.shape[0]} pool_ms={poolMs:F2} fc_ms={fcMs:F2} exact_ms={exactMs:F1} exact_targets={settings.ExactTargets} exact_ms_scaled={exactScaled:F0} " +
-            $"exact_over_pool={exactScaled / poolMs:F1} pool_over_fc={poolMs / fcMs:F2} targets={settings.Targets} pool={settings.Pool} sample={settings.Sample} width={settings.Width} threads={get_num_threads()} peak_rss_mb={LocalRun.PeakResidentMegabytes():F0}"));
+            $"exact_over_pool={exactScaled / poolMs:F1} pool_over_fc={poolMs / fcMs:F2} targets={settings.Targets} pool={settings.Pool} sample={settings.Sample} width={settings.Width} threads={get_num_threads()} exact_eval_ms_per_image={evalMs:F1} peak_rss_mb={LocalRun.PeakResidentMegabytes():F0}"));
         return 0;
     }
 
