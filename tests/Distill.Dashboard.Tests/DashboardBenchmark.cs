@@ -100,6 +100,7 @@ public sealed class DashboardBenchmark
             Steps = steps,
             TargetBatch = EnvInt("DISTILL_BENCH_TARGET_BATCH", 1000),
             EvaluateEvery = EnvInt("DISTILL_BENCH_EVAL_EVERY", 50),
+            CheckpointEvery = EnvInt("DISTILL_BENCH_CHECKPOINT_EVERY", 50),
         });
         var id = run.Id;
 

@@ -37,13 +37,17 @@ public sealed record LabeledImages
     public int ClassCount => ClassNames.Count;
     public int FeatureCount => Channels * Height * Width;
 
-    /// <summary>The first <paramref name="count"/> images (used to cap slow runs).</summary>
-    public LabeledImages Take(int count)
+    /// <summary>The images at the given rows, in that order.</summary>
+    public LabeledImages Rows(IReadOnlyList<long> rows)
     {
-        if (count >= Count) return this;
-        var pixels = new float[(long)count * FeatureCount];
-        Array.Copy(Pixels, pixels, pixels.LongLength);
-        return new LabeledImages(pixels, Labels[..count], Channels, Height, Width, ClassNames);
+        var pixels = new float[(long)rows.Count * FeatureCount];
+        var labels = new int[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
+        {
+            Array.Copy(Pixels, rows[i] * FeatureCount, pixels, (long)i * FeatureCount, FeatureCount);
+            labels[i] = Labels[rows[i]];
+        }
+        return new LabeledImages(pixels, labels, Channels, Height, Width, ClassNames);
     }
 }
 

@@ -77,8 +77,12 @@ public sealed class ConvNet3 : nn.Module<Tensor, Tensor>
         return readout.call(h).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Redraws every parameter from <paramref name="seed"/> (see the class summary).</summary>
-    public void Initialize(long seed)
+    /// <summary>
+    /// Redraws every parameter from <paramref name="seed"/> (see the class summary). With
+    /// <paramref name="kernel"/> (W_std, b_std), weights are N(0, W_std^2 / fan_in) and biases N(0, b_std^2)
+    /// instead: the law under which the network's kernel is the NNGP the images were distilled for (RFAD's finite networks).
+    /// </summary>
+    public void Initialize(long seed, (double WStd, double BStd)? kernel = null)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + 0x2545F4914F6CDD1DUL));
@@ -95,9 +99,15 @@ public sealed class ConvNet3 : nn.Module<Tensor, Tensor>
             var weightName = name.EndsWith("bias", StringComparison.Ordinal) ? name[..^"bias".Length] + "weight" : name;
             var weight = get_parameter(weightName) ?? throw new InvalidOperationException($"no weight for {name}");
             long fanIn = weight.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+            // On the CPU, where the generator lives.
+            if (kernel is var (wStd, bStd))
+            {
+                double std = name.EndsWith("bias", StringComparison.Ordinal) ? bStd : wStd / Math.Sqrt(fanIn);
+                parameter.copy_(randn(parameter.shape, dtype: parameter.dtype, generator: generator).mul_(std));
+                continue;
+            }
             double bound = 1.0 / Math.Sqrt(fanIn);
-            var draw = rand(parameter.shape, dtype: parameter.dtype, generator: generator); // on the CPU, where the generator lives
-            parameter.copy_(draw.mul_(2 * bound).sub_(bound));
+            parameter.copy_(rand(parameter.shape, dtype: parameter.dtype, generator: generator).mul_(2 * bound).sub_(bound));
         }
     }
 }

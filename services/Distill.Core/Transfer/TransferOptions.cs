@@ -36,6 +36,10 @@ public sealed record TransferOptions
     public bool Centering { get; init; }
     /// <summary>Factor on the MSE targets (RFAD's label scaling); argmax predictions are unaffected.</summary>
     public double LabelScale { get; init; } = 1.0;
+    /// <summary>Draw weights N(0, <see cref="InitWStd"/>^2 / fan_in) and biases N(0, <see cref="InitBStd"/>^2), the kernel's law, instead of PyTorch's default.</summary>
+    public bool KernelInitialization { get; init; }
+    public double InitWStd { get; init; } = Math.Sqrt(2);
+    public double InitBStd { get; init; } = 0.1;
     /// <summary>Images per forward pass when scoring; bounds memory on large test sets.</summary>
     public int EvalBatchSize { get; init; } = 500;
 
@@ -81,6 +85,7 @@ public sealed record TransferOptions
         if (Epochs < 1) throw new ArgumentException($"epochs must be positive, got {Epochs}");
         if (EvalEvery < 0) throw new ArgumentException($"eval-every must not be negative, got {EvalEvery}");
         if (Patience < 0) throw new ArgumentException($"patience must not be negative, got {Patience}");
+        if (!(InitWStd > 0) || !(InitBStd >= 0)) throw new ArgumentException($"init W_std must be positive and b_std not negative, got {InitWStd} and {InitBStd}");
         if (!(LabelScale > 0)) throw new ArgumentException($"label scale must be positive, got {LabelScale}");
         if (EvalBatchSize < 1) throw new ArgumentException($"eval batch size must be positive, got {EvalBatchSize}");
     }

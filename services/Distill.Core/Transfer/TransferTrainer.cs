@@ -233,7 +233,7 @@ public sealed class TransferTrainer
     private ConvNet3 NewNetwork(long seed, Device device)
     {
         var network = new ConvNet3(_channels, _height, _width, _classes, _options.Width, _options.InstanceNorm);
-        network.Initialize(seed);
+        network.Initialize(seed, _options.KernelInitialization ? (_options.InitWStd, _options.InitBStd) : null);
         network.to(device);
         return network;
     }

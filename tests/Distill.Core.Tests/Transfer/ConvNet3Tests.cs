@@ -84,4 +84,21 @@ public class ConvNet3Tests : TensorLeakCheck
             Assert.True(p.abs().max().item<float>() <= bound + 1e-7, $"{name} exceeds {bound}");
         }
     }
+
+    [Fact]
+    public void KernelInitialization_DrawsWeightsWithVarianceTwoOverFanIn_AndBiasesWithStdBStd()
+    {
+        using var network = Build(3, 8, 8, 2, 256, instanceNorm: false);
+        network.Initialize(1, (Math.Sqrt(2), 0.1));
+        foreach (var (name, p) in network.named_parameters())
+        {
+            using var _ = NewDisposeScope();
+            if (p.numel() < 256) continue;  // the readout's two biases: too few draws to judge
+            // Root mean squares over >= 256 draws: within 15% of the law's standard deviation.
+            long fanIn = name.Contains("conv0") ? 27 : name.Contains("conv") ? 256 * 9 : 256;
+            double expected = name.EndsWith("bias") ? 0.1 : Math.Sqrt(2.0 / fanIn);
+            double std = p.to_type(ScalarType.Float64).square().mean().sqrt().item<double>();
+            Assert.InRange(std / expected, 0.85, 1.15);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Distill.Core.Data;
+using Distill.Core.Distillation;
 using Distill.Core.Preprocessing;
 using Distill.Core.Runtime;
 using Spectre.Console;
@@ -18,8 +19,13 @@ internal static class DatasetLoading
         AnsiConsole.Status().Start($"Loading {Markup.Escape(settings.Data)}", status =>
         {
             var dataset = DatasetLoader.Load(settings.Data, settings.Format);
-            if (settings.MaxTrain is { } max)
-                dataset = dataset with { Train = dataset.Train.Take(max) };
+            if (settings.MaxTrain is { } max && max < dataset.Train.Count)
+            {
+                // Class-balanced and random: folder datasets list their images class by class.
+                var rows = new TargetSampler(dataset.Train.Labels, dataset.Train.ClassCount, seed: 0).Sample(max, step: 0, stream: 5);
+                Array.Sort(rows);
+                dataset = dataset with { Train = dataset.Train.Rows(rows) };
+            }
             status.Status($"Preprocessing {dataset.Train.Count} training images{(settings.Zca ? " (ZCA)" : "")}");
             prepared = PreparedDataset.Prepare(dataset, new PreprocessingSpec(Standardize: true, settings.Zca, settings.ZcaRegularization));
         });

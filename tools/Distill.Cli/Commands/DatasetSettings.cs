@@ -52,7 +52,7 @@ public class DatasetSettings : CommandSettings
     [CommandOption("--zca-reg <X>"), DefaultValue(0.1)]
     public double ZcaRegularization { get; init; } = 0.1;
 
-    [CommandOption("--max-train <N>"), Description("Use only the first N training images (quick trials).")]
+    [CommandOption("--max-train <N>"), Description("Use a class-balanced random N of the training images (quick trials).")]
     public int? MaxTrain { get; init; }
 
     [CommandOption("--threads <N>"), Description("Intra-op threads for TorchSharp (default: all cores).")]

@@ -56,6 +56,9 @@ public sealed class TransferSettings : DatasetSettings
     [CommandOption("--label-scale <X>"), Description("Kernel protocol: factor on the MSE targets (RFAD's label scaling)."), DefaultValue(1.0)]
     public double LabelScale { get; init; } = 1.0;
 
+    [CommandOption("--init <LAW>"), Description("default (PyTorch's uniform law) | kernel (weights N(0, 2/fan_in), biases N(0, 0.01): the NNGP's law, as RFAD's finite networks)."), DefaultValue("default")]
+    public string Init { get; init; } = "default";
+
     [CommandOption("--max-test <N>"), Description("Score on a fixed random N of the test images (quick, scaled-down runs); default all.")]
     public int? MaxTest { get; init; }
 
@@ -67,7 +70,13 @@ public sealed class TransferSettings : DatasetSettings
             "kernel" => TransferProtocol.Kernel,
             _ => throw new ArgumentException($"--protocol: expected standard or kernel, got '{Protocol}'"),
         };
-        var o = TransferOptions.For(protocol) with { Width = Width, Centering = Centering, LabelScale = LabelScale };
+        var kernelInit = Init.ToLowerInvariant() switch
+        {
+            "default" => false,
+            "kernel" => true,
+            _ => throw new ArgumentException($"--init: expected default or kernel, got '{Init}'"),
+        };
+        var o = TransferOptions.For(protocol) with { Width = Width, Centering = Centering, LabelScale = LabelScale, KernelInitialization = kernelInit };
         if (Epochs is { } e) o = o with { Epochs = e };
         if (LearningRate is { } lr) o = o with { LearningRate = lr };
         if (WeightDecay is { } wd) o = o with { WeightDecay = wd };
