@@ -197,6 +197,35 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Live_batches_rerender_their_parts_not_the_page_until_the_state_changes()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        var t = DateTimeOffset.UnixEpoch;
+        // The first points, evaluation and snapshot change the page's captions and bring the slider: a page render.
+        page.InvokeAsync(() => Fake.Push(
+            new StepEvent(1, t, 1, 100, 0.5, 10),
+            new EvaluationEvent(2, t, 1, 0.6, 0.1),
+            new CheckpointEvent(3, t, 1, "runs/run-a/snapshots/1")));
+        page.WaitForAssertion(() => Assert.Equal("1", page.Find("[data-testid=snapshot-grid]").GetAttribute("data-step")));
+        var renders = page.Instance.PageRenders;
+
+        // After that, a batch re-renders the progress line, the image panels and the log only.
+        page.InvokeAsync(() => Fake.Push(
+            new StepEvent(4, t, 2, 100, 0.4, 10),
+            new EvaluationEvent(5, t, 2, 0.7, 0.1),
+            new CheckpointEvent(6, t, 2, "runs/run-a/snapshots/2")));
+        page.WaitForAssertion(() => Assert.Equal("2", page.Find("[data-testid=snapshot-grid]").GetAttribute("data-step")));
+        Assert.Contains("evaluation at step 2", page.Find("[data-testid=event-log]").TextContent);
+        Assert.Equal("Step 2 of 100", page.Find("[data-testid=run-step]").TextContent);
+        Assert.Contains("step=2", page.Find("[data-testid=export-safetensors]").GetAttribute("href"));
+        Assert.Equal(renders, page.Instance.PageRenders);
+
+        page.InvokeAsync(() => Fake.Push(new StateChangedEvent(7, t, RunStatus.Cancelled, "")));
+        page.WaitForAssertion(() => Assert.True(page.Instance.PageRenders > renders));
+    }
+
+    [Fact]
     public void Step_events_move_the_progress_line()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));
