@@ -10,7 +10,8 @@ namespace Distill.KernelService.Datasets;
 /// <summary>One split of a registered dataset: preprocessed feature rows, centred one-hot targets, labels.</summary>
 public sealed record RegisteredSplit(Tensor Features, Tensor Targets, int[] Labels)
 {
-    public long Count => Features.shape[0];
+    // From the managed labels, not the tensor: a listing may describe a dataset whose tensors a drop has just freed.
+    public long Count => Labels.Length;
 }
 
 /// <summary>
