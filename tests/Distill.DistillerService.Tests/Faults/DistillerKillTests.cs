@@ -17,9 +17,11 @@ public sealed class DistillerKillTests(ITestOutputHelper output) : IDisposable
     private const int Kills = 20;
     private readonly ProcessCluster _cluster = new();
 
+    // Long enough that twenty kills land before the end on a fast machine: at 90 steps/s a
+    // 300-step run once finished between kills (fresh-clone CI, 2026-11-30).
     private static RunSpec Spec() => new()
     {
-        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 300, TargetBatch = 500, LearningRate = 0.05, CheckpointEvery = 1,
+        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 1000, TargetBatch = 500, LearningRate = 0.05, CheckpointEvery = 1,
         EvaluateEvery = 0, Seed = 23,
     };
 
