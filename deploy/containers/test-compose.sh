@@ -3,8 +3,9 @@
 # brings docker-compose.yml up (two kernel replicas), distills MNIST to 10 images through the
 # containers, kills the kernel containers mid-run (one, then the other: the run carries on,
 # then pauses), starts them again, and checks that the run finishes at >= 85% test accuracy.
-# Always tears everything down (containers, the project's network and volume, the images'
-# build cache stays).
+# Always tears everything down: containers, the project's network and volume, and the images
+# it built with their intermediate stages (--keep-images keeps the three tagged ones; the
+# imported base image always stays), so that repeated runs do not fill the disk.
 #
 #   deploy/containers/test-compose.sh [--keep-images]
 #
@@ -30,6 +31,12 @@ port="${DISTILL_E2E_PORT:-15052}"
 steps="${DISTILL_E2E_STEPS:-300}"
 faults="${DISTILL_E2E_FAULTS:-1}"
 project=distill-e2e
+keep_images=0
+case "${1:-}" in
+  --keep-images) keep_images=1 ;;
+  "") ;;
+  *) echo "usage: deploy/containers/test-compose.sh [--keep-images]" >&2; exit 2 ;;
+esac
 base_image=localhost/distill-test/debian13:latest
 work="$repo/.cache/compose-e2e"
 mkdir -p "$work"
@@ -63,6 +70,15 @@ compose=(podman-compose -p "$project" -f "$repo/docker-compose.yml")
 export DISTILL_DATA="$data" DISTILL_PORT="$port" DISTILL_BIND=127.0.0.1 DISTILL_KERNEL_REPLICAS=2 \
   DISTILL_BASE_IMAGE="$base_image" DISTILL_PUBLISH=prebuilt DISTILL_IMAGE_PREFIX=localhost/distill-e2e \
   DISTILL_IMAGE_TAG=test DISTILL_KERNEL_DEVICE=cpu DISTILL_API_KEY=""
+images=(kernel-service distiller-service dashboard)
+# Every image this script builds, the build's intermediate stages included, carries this label.
+build_label=io.distill.test-compose=1
+# remove_images [--dangling]: this script's images (or only those no tag names any more).
+remove_images() {
+  local all=-a
+  [ "${1:-}" = --dangling ] && all=
+  podman image prune -f $all --filter "label=$build_label" >/dev/null 2>&1 || true
+}
 submit_pid=""
 teardown() {
   local rc=$?
@@ -79,6 +95,7 @@ teardown() {
   podman rm -f "$project-dashboard" >/dev/null 2>&1 || true
   podman network rm -f "${project}_default" >/dev/null 2>&1 || true
   podman volume rm -f "${project}_distiller-state" >/dev/null 2>&1 || true
+  if [ "$keep_images" = 1 ]; then remove_images --dangling; else remove_images; fi
   exit "$rc"
 }
 trap teardown EXIT
@@ -91,13 +108,23 @@ if ! podman image exists "$base_image"; then
   tar -C "$rootfs" --exclude=./proc --exclude=./sys --exclude=./dev -c . | podman import - "$base_image" >/dev/null
 fi
 
-# 2. Publish on the host (what the SDK stage does inside the image), then build the images.
+# 2. Publish on the host (what the SDK stage does inside the image), then build the images,
+# over any left by an earlier run. A build writes each image twice over (podman's temporary folder, then its store): refuse
+# plainly, naming the folder, rather than fail half-way with ENOSPC.
+remove_images
+need_gib=6
+for dir in "$(podman info --format '{{.Store.GraphRoot}}')" "${TMPDIR:-/var/tmp}"; do
+  mkdir -p "$dir"
+  free_gib=$(df -P -BG "$dir" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+  [ "$free_gib" -ge "$need_gib" ] \
+    || { log "building the images needs ${need_gib} GiB free in $dir; it has ${free_gib} GiB (podman image prune frees untagged images)"; exit 1; }
+done
 t0=$(date +%s)
-"$here/publish.sh" kernel-service distiller-service dashboard
-for image in kernel-service distiller-service dashboard; do
+"$here/publish.sh" "${images[@]}"
+for image in "${images[@]}"; do
   log "building $DISTILL_IMAGE_PREFIX/$image:$DISTILL_IMAGE_TAG"
   # docker format: keeps the Dockerfile's HEALTHCHECK (OCI images have no health checks).
-  podman build -q --format docker -f "deploy/docker/$image.Dockerfile" \
+  podman build -q --format docker --label "$build_label" -f "deploy/docker/$image.Dockerfile" \
     --build-arg BASE_IMAGE="$base_image" --build-arg PUBLISH=prebuilt \
     -t "$DISTILL_IMAGE_PREFIX/$image:$DISTILL_IMAGE_TAG" . >/dev/null
   podman image inspect --format "{{.Size}}" "$DISTILL_IMAGE_PREFIX/$image:$DISTILL_IMAGE_TAG" \
