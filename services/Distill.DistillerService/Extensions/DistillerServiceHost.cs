@@ -52,7 +52,9 @@ public static class DistillerServiceHost
         builder.Services.AddSingleton<RunWatcher>();
         builder.Services.AddSingleton<RunSnapshots>();
         builder.Services.AddSingleton<RunExporter>();
+        builder.Services.AddSingleton<RunSupportSets>();
         builder.Services.AddSingleton<RunEvaluator>();
+        builder.Services.AddSingleton<RunTransferEvaluator>();
         return builder;
     }
 }

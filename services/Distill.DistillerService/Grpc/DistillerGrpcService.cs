@@ -4,6 +4,7 @@ using Distill.DistillerService.Kernels;
 using Distill.DistillerService.Runs;
 using Distill.DistillerService.Snapshots;
 using Distill.Adapters.Paging;
+using Distill.Core.Errors;
 using Distill.Protos.Distiller.V1;
 using Google.Protobuf;
 using Grpc.Core;
@@ -14,7 +15,7 @@ namespace Distill.DistillerService.Grpc;
 
 /// <summary>Maps distiller messages to the run operations, the watcher, snapshots, export, evaluation and status.</summary>
 public sealed class DistillerGrpcService(RunOperations runs, RunWatcher watcher, RunSnapshots snapshots, RunExporter exporter,
-    RunEvaluator evaluator, KernelServiceStatuses kernelServices, DatasetFolders datasets, IHostApplicationLifetime lifetime)
+    RunEvaluator evaluator, RunTransferEvaluator transferEvaluator, KernelServiceStatuses kernelServices, DatasetFolders datasets, IHostApplicationLifetime lifetime)
     : GeneratedService.DistillerServiceBase
 {
     private const int ChunkBytes = 1 << 20;
@@ -97,8 +98,15 @@ public sealed class DistillerGrpcService(RunOperations runs, RunWatcher watcher,
         }
     }
 
-    public override Task<EvaluateRunResponse> EvaluateRun(EvaluateRunRequest request, ServerCallContext context) =>
-        evaluator.EvaluateAsync(runs.Get(request.Name), request.Kernel, request.HasStep ? request.Step : null, context.CancellationToken);
+    public override Task<EvaluateRunResponse> EvaluateRun(EvaluateRunRequest request, ServerCallContext context)
+    {
+        var step = request.HasStep ? request.Step : (long?)null;
+        if (request.Transfer is null)
+            return evaluator.EvaluateAsync(runs.Get(request.Name), request.Kernel, step, context.CancellationToken);
+        if (request.Kernel is not null)
+            throw new InvalidFieldException("kernel", "a transfer evaluation trains networks and uses no kernel: send kernel or transfer, not both");
+        return transferEvaluator.EvaluateAsync(runs.Get(request.Name), request.Transfer, step, context.CancellationToken);
+    }
 
     public override Task<ListKernelServicesResponse> ListKernelServices(ListKernelServicesRequest request, ServerCallContext context) =>
         kernelServices.ListAsync(context.CancellationToken);

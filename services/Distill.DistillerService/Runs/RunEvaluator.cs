@@ -21,14 +21,13 @@ namespace Distill.DistillerService.Runs;
 /// the run: an evaluation never changes a run's state, and fails with UNAVAILABLE when no
 /// kernel service answers.
 /// </summary>
-public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, DatasetCache datasets, KernelServicePool pool,
+public sealed class RunEvaluator(RunSupportSets supportSets, DatasetCache datasets, KernelServicePool pool,
     IOptions<DistillerOptions> options, TimeProvider time, ILogger<RunEvaluator> logger)
 {
     public async Task<EvaluateRunResponse> EvaluateAsync(Run run, KernelSpecMessage? kernelMessage, long? step, CancellationToken cancellation)
     {
-        var id = RunNames.Id(run.Name);
         var kernel = kernelMessage is null ? RunSpecs.Kernel(run.Spec.Kernel) : RunSpecs.Kernel(kernelMessage, "kernel");
-        var (images, labels, at) = step is { } requested ? FromSnapshot(snapshots.Require(id, requested), requested) : FromCheckpoint(run);
+        var (images, labels, at) = supportSets.Load(run, step);
         using (images)
         using (labels)
         {
@@ -51,25 +50,5 @@ public sealed class RunEvaluator(RunStore store, RunSnapshots snapshots, Dataset
             }
             return new EvaluateRunResponse { TestAccuracy = result.Accuracy, TestMse = result.Mse, Step = at, Kernel = kernel.ToMessage() };
         }
-    }
-
-    private (Tensor Images, Tensor Labels, long Step) FromCheckpoint(Run run)
-    {
-        // The newest checkpoint that verifies, as a resume would take it.
-        using var state = CheckpointFiles.LoadNewestGood(store.RunFolder(RunNames.Id(run.Name)))
-            ?? throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name, $"{run.Name} has no checkpoint to evaluate yet");
-        return (state.SupportImages.clone(), state.SupportLabels.clone(), state.Step);
-    }
-
-    /// <summary>A snapshot's float32 images and labels as the engine's float64 N x D and N x classes.</summary>
-    private static (Tensor Images, Tensor Labels, long Step) FromSnapshot(string path, long step)
-    {
-        var (tensors, _) = SafetensorsFile.Read(path);
-        using var scope = NewDisposeScope();
-        var images = tensors["images"];
-        var labels = tensors["labels"];
-        var x = tensor(images.ToFloats(), device: Core.Runtime.TorchRuntime.TorchDevice).reshape(images.Shape[0], -1).to_type(ScalarType.Float64);
-        var y = tensor(labels.ToFloats(), device: Core.Runtime.TorchRuntime.TorchDevice).reshape(labels.Shape[0], labels.Shape[1]).to_type(ScalarType.Float64);
-        return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope(), step);
     }
 }

@@ -148,20 +148,8 @@ public sealed class TransferCommand : Command<TransferSettings>
             targets = data.TrainTargets.index_select(0, index);
             set = $"random-{subsetIndex.Length}";
         }
-        LabeledTensor? heldOut = null;
-        if (heldOutIndex.Length > 0)
-        {
-            using var index = tensor(heldOutIndex.Select(i => (long)i).ToArray(), device: device);
-            heldOut = new LabeledTensor(data.TrainImages.index_select(0, index), heldOutIndex.Select(i => train.Labels[i]).ToArray());
-        }
-        var test = new LabeledTensor(data.TestImages, data.TestLabels);
-        if (settings.MaxTest is { } maxTest && maxTest < data.TestLabels.Length)
-        {
-            var (picked, _) = ClassBalancedSplit.Draw(data.TestLabels, data.ClassCount, maxTest, 0, seed: 12345);
-            using var index = tensor(picked.Select(i => (long)i).ToArray(), device: device);
-            test = new LabeledTensor(data.TestImages.index_select(0, index), picked.Select(i => data.TestLabels[i]).ToArray());
-        }
-
+        using var sets = TransferSets.For(data, heldOutIndex, settings.MaxTest);
+        var (heldOut, test) = (sets.HeldOut, sets.Test);
         AnsiConsole.MarkupLine($"[bold]{options.Protocol}[/] protocol on {set} ({images.shape[0]} images), ConvNet-3 width {options.Width}" +
             $"{(options.InstanceNorm ? " + instance norm" : "")}, {(options.CrossEntropy ? "cross-entropy" : "MSE")}, lr {options.LearningRate}, " +
             $"{options.Epochs} epochs; held-out {heldOut?.Count ?? 0}, test {test.Count}");
