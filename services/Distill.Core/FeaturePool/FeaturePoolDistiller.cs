@@ -160,9 +160,10 @@ public sealed class FeaturePoolDistiller : IDisposable
         var xs = SupportImages.detach().requires_grad_(true);
         var ys = _labelOptimizer is not null ? SupportLabels.detach().requires_grad_(true) : SupportLabels;
         var logScale = _logScale?.detach().requires_grad_(true);
-        var xsFeatures = xs.to_type(type);
+        var (kernelImages, kernelLabels) = Options.Mirror ? Mirrored(xs, ys) : (xs, ys);
+        var xsFeatures = kernelImages.to_type(type);
         var supportFeatures = networks.Select(n => source.NetworkFeatures(n, xsFeatures)).ToList();
-        var (loss, accuracy) = PooledKernel.Loss(Options.Kernel, supportFeatures, targetFeatures, ys, targets, Options.Loss, logScale, Options.Regularization);
+        var (loss, accuracy) = PooledKernel.Loss(Options.Kernel, supportFeatures, targetFeatures, kernelLabels, targets, Options.Loss, logScale, Options.Regularization);
         var inputs = new List<Tensor> { xs };
         if (_labelOptimizer is not null) inputs.Add(ys);
         if (logScale is not null) inputs.Add(logScale);
@@ -199,6 +200,22 @@ public sealed class FeaturePoolDistiller : IDisposable
         return accuracy;
     }
 
+    /// <summary>
+    /// The support images (n x d) and labels as the kernel sees them: with <see cref="FeaturePoolOptions.Mirror"/>,
+    /// 2n rows (<see cref="MirroredSupport"/>); otherwise the support itself. New tensors either way.
+    /// </summary>
+    public (Tensor Images, Tensor Labels) KernelSupport()
+    {
+        using var noGrad = no_grad();
+        return Options.Mirror ? Mirrored(SupportImages, SupportLabels) : (SupportImages.clone(), SupportLabels.clone());
+    }
+
+    private (Tensor Images, Tensor Labels) Mirrored(Tensor images, Tensor labels)
+    {
+        var spec = Options.Kernel;
+        return (MirroredSupport.Images(images, spec.ImageChannels, spec.ImageHeight, spec.ImageWidth), MirroredSupport.Labels(labels));
+    }
+
     /// <summary>Puts back the support set of <see cref="BestStep"/> (no-op when nothing was validated).</summary>
     public void RestoreBest()
     {
@@ -224,9 +241,10 @@ public sealed class FeaturePoolDistiller : IDisposable
         if (_heldOutNetworks.Count == 0) throw new InvalidOperationException("no held-out networks");
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var x = SupportImages.to_type(Options.FeatureType);
+        var (images, labels) = KernelSupport();
+        var x = images.to_type(Options.FeatureType);
         var support = _heldOutNetworks.Select(n => _heldOut.NetworkFeatures(n, x)).ToList();
-        return PooledKernel.Evaluate(Options.Kernel, support, SupportLabels, count, blockRows, queryFeatures, targets, Options.Regularization);
+        return PooledKernel.Evaluate(Options.Kernel, support, labels, count, blockRows, queryFeatures, targets, Options.Regularization);
     }
 
     private NetworkFeatureBuffer ComputeBuffer(RandomFeatureConvKernel source, int networks, long[] rows, string what, Action<string>? log)

@@ -45,6 +45,8 @@ public sealed record FeaturePoolOptions
     public int Steps { get; init; } = 1000;
     public double LearningRate { get; init; } = 3e-3;
     public bool LearnLabels { get; init; } = true;
+    /// <summary>The kernel sees each support image and its horizontal mirror image (<see cref="MirroredSupport"/>), in steps and evaluations.</summary>
+    public bool Mirror { get; init; }
     public SupportInitialization Initialization { get; init; } = SupportInitialization.Real;
     public PoolLoss Loss { get; init; } = PoolLoss.Mse;
     public double Regularization { get; init; } = 1e-6;

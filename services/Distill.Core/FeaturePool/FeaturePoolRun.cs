@@ -45,7 +45,8 @@ public sealed record FeaturePoolSummary
 /// with held-out validation, the best validated step restored, the final evaluation with the
 /// exact kernel (on a fixed class-balanced test subset when <paramref name="testSubset"/> is
 /// positive) and the held-out networks, and the outputs of a KIP run (distilled.safetensors,
-/// distilled.png, summary.json).
+/// distilled.png, summary.json). With mirroring, evaluations and outputs hold the 2n images the
+/// kernel sees (<see cref="MirroredSupport"/>).
 /// </summary>
 public static class FeaturePoolRun
 {
@@ -74,10 +75,15 @@ public static class FeaturePoolRun
             var watch = Stopwatch.StartNew();
             var h = options.HeldOutNetworks > 0 ? distiller.EvaluateHeldOut(testImages, testTargets) : (double.NaN, double.NaN);
             log(string.Create(CultureInfo.InvariantCulture, $"{what}: held-out {options.HeldOutNetworks} networks test_accuracy {h.Item1:F4} on {testCount} test images; exact kernel next"));
-            var e = KrrEvaluator.Evaluate(exact, distiller.SupportImages, distiller.SupportLabels, testImages, testLabels, testTargets, options.Regularization, ExactBlockRows);
-            log(string.Create(CultureInfo.InvariantCulture,
-                $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {testCount} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
-            return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, testCount);
+            var (support, labels) = distiller.KernelSupport();
+            using (support)
+            using (labels)
+            {
+                var e = KrrEvaluator.Evaluate(exact, support, labels, testImages, testLabels, testTargets, options.Regularization, ExactBlockRows);
+                log(string.Create(CultureInfo.InvariantCulture,
+                    $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {testCount} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
+                return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, testCount);
+            }
         }
 
         var baseline = Evaluate("baseline (initial random real support)");
@@ -121,7 +127,10 @@ public static class FeaturePoolRun
             TargetBatch = options.TargetBatch, LearnLabels = options.LearnLabels, Initialization = options.Initialization,
             Regularization = options.Regularization, Seed = options.Seed,
         };
-        var outputs = LocalRun.WriteOutputs(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, chosen, kipOptions, data, outputDirectory)
+        // The set the kernel scores: with mirroring, the learned images and their mirror images.
+        var (images, labels) = distiller.KernelSupport();
+        var classes = options.Mirror ? MirroredSupport.Classes(distiller.SupportClasses) : distiller.SupportClasses;
+        var outputs = LocalRun.WriteOutputs(images, labels, classes, chosen, kipOptions, data, outputDirectory)
             .Where(kv => kv.Key != "checkpoint").ToDictionary();
         var summary = new FeaturePoolSummary
         {
@@ -129,7 +138,7 @@ public static class FeaturePoolRun
             Mode = options.FreshNetworks ? "fresh-networks" : "feature-pool",
             Options = options,
             EvaluationKernel = exact.Spec.ToString(),
-            SupportSize = (int)distiller.SupportImages.shape[0],
+            SupportSize = (int)images.shape[0],
             Steps = distiller.Step,
             ChosenStep = chosen,
             ChosenValidationAccuracy = distiller.BestValidationAccuracy,

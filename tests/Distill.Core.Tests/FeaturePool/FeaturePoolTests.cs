@@ -3,6 +3,7 @@ using Distill.Core.Errors;
 using Distill.Core.FeaturePool;
 using Distill.Core.Kernels;
 using Distill.Core.Preprocessing;
+using Distill.Core.Regression;
 using Distill.Core.Tests.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -93,13 +94,14 @@ public class FeaturePoolTests : TensorLeakCheck
     }
 
     [Theory]
-    [InlineData(false, PoolLoss.Mse)]
-    [InlineData(false, PoolLoss.Platt)]
-    public void Steps_OnASeparableProblem_LowerTheLoss(bool freshNetworks, PoolLoss loss)
+    [InlineData(false, PoolLoss.Mse, false)]
+    [InlineData(false, PoolLoss.Platt, false)]
+    [InlineData(false, PoolLoss.Mse, true)]
+    public void Steps_OnASeparableProblem_LowerTheLoss(bool freshNetworks, PoolLoss loss, bool mirror)
     {
         using var data = Tiny();
         // Pool of 4, all sampled, every target each step: the same objective every step.
-        var options = Options(data) with { FreshNetworks = freshNetworks, Loss = loss, LearningRate = 0.05, ValidateEvery = 0 };
+        var options = Options(data) with { FreshNetworks = freshNetworks, Loss = loss, LearningRate = 0.05, ValidateEvery = 0, Mirror = mirror };
         using var distiller = new FeaturePoolDistiller(data, options);
         var losses = Enumerable.Range(0, 20).Select(_ => distiller.TakeStep().Loss).ToArray();
         Assert.All(losses, l => Assert.True(double.IsFinite(l)));
@@ -138,6 +140,50 @@ public class FeaturePoolTests : TensorLeakCheck
             Assert.True(File.Exists(Path.Combine(folder, "distilled.safetensors")));
             Assert.Contains("\"chosen_step\"", File.ReadAllText(Path.Combine(folder, "summary.json")));
             Assert.Contains(lines, l => l.Contains("buffer"));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void MirroredSupport_ExactKernelPredictsTheSameForAnImageAndItsMirror()
+    {
+        // ConvNet3's NNGP is unchanged when both images are mirrored, so KRR on a support set
+        // closed under mirroring cannot tell an image from its mirror; on the bare support it can.
+        var kernel = ConvNet3.Create();
+        var support = Images(3, 11);
+        var labels = CenteredOneHotOf([0, 1, 2], 3);
+        var query = Images(4, 12);
+        var mirroredQuery = MirroredSupport.Images(query, 3, 8, 8).narrow(0, 4, 4);
+        TensorAssert.Close(query.reshape(4, 3, 8, 8).select(3, 0), mirroredQuery.reshape(4, 3, 8, 8).select(3, 7), 0, "column 0 becomes column 7");
+
+        Tensor Predict(Tensor s, Tensor y, Tensor q) => KernelRidgeRegression.FitAndPredict(kernel, s, y, 1e-3, q).Predictions!;
+        var mirrored = MirroredSupport.Images(support, 3, 8, 8);
+        var mirroredLabels = MirroredSupport.Labels(labels);
+        Assert.Equal([6L, 192L], mirrored.shape);
+        TensorAssert.Close(Predict(mirrored, mirroredLabels, query), Predict(mirrored, mirroredLabels, mirroredQuery), 1e-10, "mirrored support");
+        var bare = Predict(support, labels, query).sub(Predict(support, labels, mirroredQuery)).abs().max().item<double>();
+        Assert.True(bare > 1e-4, $"without mirroring, predictions of an image and its mirror differ ({bare:G3})");
+    }
+
+    [Fact]
+    public void Run_WithMirroring_ScoresAndWritesTheImagesAndTheirMirrors()
+    {
+        using var data = Tiny();
+        var folder = Path.Combine(Path.GetTempPath(), $"distill-pool-{Guid.NewGuid():N}");
+        try
+        {
+            var options = Options(data) with { Steps = 2, ValidateEvery = 1, HeldOutNetworks = 2, ValidationPerClass = 5, Mirror = true };
+            var summary = FeaturePoolRun.Execute(data, options, folder, testSubset: 20, _ => { });
+            Assert.Equal(8, summary.SupportSize);
+            var (tensors, _) = Distill.Core.Output.SafetensorsFile.Read(Path.Combine(folder, "distilled.safetensors"));
+            Assert.Equal([8L, 3L, 8L, 8L], tensors["images"].Shape);
+            var images = tensor(tensors["images"].ToFloats()).reshape(8, 3, 8, 8);
+            TensorAssert.Close(images.narrow(0, 0, 4).flip(3), images.narrow(0, 4, 4), 0, "the second half mirrors the first");
+            var labels = tensor(tensors["labels"].ToFloats()).reshape(8, 4);
+            TensorAssert.Close(labels.narrow(0, 0, 4), labels.narrow(0, 4, 4), 0, "labels shared");
         }
         finally
         {

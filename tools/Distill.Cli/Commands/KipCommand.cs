@@ -69,6 +69,9 @@ public sealed class KipSettings : DatasetSettings
     [CommandOption("--validate-every <N>"), Description("Feature pool: steps between held-out validations (0: keep the last step)."), DefaultValue(100)]
     public int ValidateEvery { get; init; } = 100;
 
+    [CommandOption("--mirror"), Description("Feature pool: the kernel sees each support image and its horizontal mirror image (2n images, labels shared) in steps, evaluations and outputs.")]
+    public bool Mirror { get; init; }
+
     [CommandOption("--loss <LOSS>"), Description("Feature pool: mse | platt (cross-entropy with a learned scale)."), DefaultValue("mse")]
     public string Loss { get; init; } = "mse";
 
@@ -102,6 +105,7 @@ public sealed class KipSettings : DatasetSettings
             Steps = Steps,
             LearningRate = LearningRate,
             LearnLabels = kip.LearnLabels,
+            Mirror = Mirror,
             Initialization = kip.Initialization,
             Loss = Loss.ToLowerInvariant() switch
             {
@@ -150,6 +154,7 @@ public sealed class KipSettings : DatasetSettings
         if (!baseResult.Successful) return baseResult;
         if (UsesFeaturePool && Method.ToLowerInvariant() != "kip") return ValidationResult.Error("--feature-pool and --fresh-networks need --method kip");
         if (UsesFeaturePool && RandomFeatures is not null) return ValidationResult.Error("--feature-pool draws its own networks: leave out --random-features");
+        if (Mirror && !UsesFeaturePool) return ValidationResult.Error("--mirror needs --feature-pool or --fresh-networks");
         if (TestSubset < 0) return ValidationResult.Error("--test-subset must not be negative");
         if (FeatureBufferMb < 1) return ValidationResult.Error("--feature-buffer-mb must be positive");
         try
