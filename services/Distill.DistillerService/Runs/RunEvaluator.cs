@@ -1,17 +1,11 @@
 using Distill.Adapters.Clients;
 using Distill.Adapters.Conversions;
-using Distill.Core.Checkpoints;
-using Distill.Core.Errors;
-using Distill.Core.Output;
-using Distill.Core.Runs;
 using Distill.DistillerService.Configuration;
 using Distill.DistillerService.Datasets;
 using Distill.DistillerService.Kernels;
-using Distill.DistillerService.Snapshots;
 using Distill.Protos.Distiller.V1;
 using KernelSpecMessage = Distill.Protos.Kernel.V1.KernelSpec;
 using Microsoft.Extensions.Options;
-using static TorchSharp.torch;
 
 namespace Distill.DistillerService.Runs;
 
