@@ -21,30 +21,30 @@ public sealed class RunTransferEvaluator(RunSupportSets supportSets, DatasetCach
 
     public async Task<EvaluateRunResponse> EvaluateAsync(Run run, TransferSpec spec, long? step, CancellationToken cancellation)
     {
-        var settings = spec.ToSettings();
+        var plan = spec.ToPlan();
         var (images, labels, at) = supportSets.Load(run, step);
         using (images)
         using (labels)
         {
             using var lease = await datasets.AcquireAsync(run.Spec, cancellation);
             var data = lease.Data;
-            var (_, heldOutIndex) = ClassBalancedSplit.Draw(data.TrainLabels, data.ClassCount, 0, settings.HeldOut, HeldOutSeed);
-            using var sets = TransferSets.For(data, heldOutIndex, settings.MaxTest);
-            var trainer = new TransferTrainer(settings.Options, data.Preprocessor.Channels, data.Preprocessor.Height, data.Preprocessor.Width, data.ClassCount);
+            var (_, heldOutIndex) = ClassBalancedSplit.Draw(data.TrainLabels, data.ClassCount, 0, plan.HeldOut, HeldOutSeed);
+            using var sets = TransferSets.For(data, heldOutIndex, plan.MaxTest);
+            var trainer = new TransferTrainer(plan.Options, data.Preprocessor.Channels, data.Preprocessor.Height, data.Preprocessor.Width, data.ClassCount);
 
             await _oneAtATime.WaitAsync(cancellation);
             try
             {
                 logger.LogInformation("Transfer evaluation of {Run} at step {Step}: {Seeds} networks, {Protocol} protocol, width {Width}, {Epochs} epochs",
-                    run.Name, at, settings.Seeds, settings.Options.Protocol, settings.Options.Width, settings.Options.Epochs);
+                    run.Name, at, plan.Seeds, plan.Options.Protocol, plan.Options.Width, plan.Options.Epochs);
                 var watch = Stopwatch.StartNew();
-                var result = await Task.Run(() => trainer.Run(Enumerable.Range(0, settings.Seeds).Select(s => (long)s), images, labels, sets.HeldOut, sets.Test,
+                var result = await Task.Run(() => trainer.Run(Enumerable.Range(0, plan.Seeds).Select(s => (long)s), images, labels, sets.HeldOut, sets.Test,
                     s => logger.LogInformation("Transfer evaluation of {Run}: seed {Seed} test accuracy {Accuracy:F4} after {Epochs} epochs", run.Name, s.Seed, s.TestAccuracy, s.Epochs),
                     cancellation), cancellation);
                 var transfer = new TransferResultMessage
                 {
                     TestAccuracyStd = result.Std,
-                    Spec = settings.ToMessage(heldOutIndex.Length, sets.Test.Count),
+                    Spec = plan.ToMessage(heldOutIndex.Length, sets.Test.Count),
                     TestCount = sets.Test.Count,
                     Seconds = watch.Elapsed.TotalSeconds,
                 };

@@ -6,10 +6,10 @@ using ProtocolMessage = Distill.Protos.Distiller.V1.TransferProtocol;
 
 namespace Distill.DistillerService.Runs;
 
-/// <summary>A transfer evaluation's settings: the engine's options and what is drawn around them.</summary>
+/// <summary>A transfer evaluation: the engine's options, how many networks, and the images drawn around them.</summary>
 /// <param name="HeldOut">Training images held out for early stopping (0 under the standard protocol).</param>
 /// <param name="MaxTest">Test images scored, class-balanced; null: all.</param>
-public sealed record TransferSettings(TransferOptions Options, int Seeds, int HeldOut, int? MaxTest);
+public sealed record TransferPlan(TransferOptions Options, int Seeds, int HeldOut, int? MaxTest);
 
 /// <summary>
 /// TransferSpec messages to the engine's options and back. Every field is bounded (a width or
@@ -22,7 +22,7 @@ public static class TransferSpecs
         MaxPatience = 1000;
     public const double MaxLearningRate = 10;
 
-    public static TransferSettings ToSettings(this TransferSpec spec, string field = "transfer")
+    public static TransferPlan ToPlan(this TransferSpec spec, string field = "transfer")
     {
         var protocol = spec.Protocol switch
         {
@@ -56,20 +56,20 @@ public static class TransferSpecs
         int? maxTest = spec.HasMaxTest
             ? spec.MaxTest >= 1 ? spec.MaxTest : throw new InvalidFieldException($"{field}.max_test", $"must be positive, got {spec.MaxTest}")
             : null;
-        return new TransferSettings(o, seeds, heldOut, maxTest);
+        return new TransferPlan(o, seeds, heldOut, maxTest);
     }
 
     /// <summary>The spec as it ran: every field explicit, counts as drawn.</summary>
-    public static TransferSpec ToMessage(this TransferSettings settings, int heldOut, int testCount) => new()
+    public static TransferSpec ToMessage(this TransferPlan plan, int heldOut, int testCount) => new()
     {
-        Protocol = settings.Options.Protocol == CoreProtocol.Standard ? ProtocolMessage.Standard : ProtocolMessage.Kernel,
-        Seeds = settings.Seeds,
-        Width = settings.Options.Width,
-        Epochs = settings.Options.Epochs,
-        LearningRate = settings.Options.LearningRate,
+        Protocol = plan.Options.Protocol == CoreProtocol.Standard ? ProtocolMessage.Standard : ProtocolMessage.Kernel,
+        Seeds = plan.Seeds,
+        Width = plan.Options.Width,
+        Epochs = plan.Options.Epochs,
+        LearningRate = plan.Options.LearningRate,
         HeldOut = heldOut,
-        EvalEvery = settings.Options.EvalEvery,
-        Patience = settings.Options.Patience,
+        EvalEvery = plan.Options.EvalEvery,
+        Patience = plan.Options.Patience,
         MaxTest = testCount,
     };
 }
