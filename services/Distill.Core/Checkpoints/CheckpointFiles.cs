@@ -26,7 +26,11 @@ public static class CheckpointFiles
     /// there is none at all. Each one that does not is passed to <paramref name="rejected"/>
     /// (file name, reason); when none is usable that is an <see cref="InvalidDataException"/>.
     /// </summary>
-    public static KipState? LoadNewestGood(string folder, Action<string, string>? rejected = null)
+    public static KipState? LoadNewestGood(string folder, Action<string, string>? rejected = null) =>
+        LoadNewestGood(folder, KipState.Load, rejected);
+
+    /// <summary>As above, for checkpoints of any kind that <paramref name="load"/> reads (and refuses when damaged or of another kind).</summary>
+    public static T? LoadNewestGood<T>(string folder, Func<string, T> load, Action<string, string>? rejected = null) where T : class
     {
         var problems = new List<string>();
         foreach (var name in new[] { Latest, Previous })
@@ -35,7 +39,7 @@ public static class CheckpointFiles
             if (!File.Exists(path)) continue;
             try
             {
-                return KipState.Load(path);
+                return load(path);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

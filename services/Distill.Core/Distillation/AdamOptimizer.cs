@@ -49,6 +49,15 @@ public sealed class AdamOptimizer : IDisposable
         parameter.addcdiv_(FirstMoment, denominator, value: stepSize);
     }
 
+    /// <summary>Puts back moments and a step count saved from an optimiser of the same parameter.</summary>
+    public void Restore(Tensor firstMoment, Tensor secondMoment, long stepCount)
+    {
+        using var noGrad = no_grad();
+        FirstMoment.copy_(firstMoment);
+        SecondMoment.copy_(secondMoment);
+        StepCount = stepCount;
+    }
+
     public void Dispose()
     {
         FirstMoment.Dispose();

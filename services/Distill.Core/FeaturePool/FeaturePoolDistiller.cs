@@ -216,6 +216,61 @@ public sealed class FeaturePoolDistiller : IDisposable
         return (MirroredSupport.Images(images, spec.ImageChannels, spec.ImageHeight, spec.ImageWidth), MirroredSupport.Labels(labels));
     }
 
+    /// <summary>Copies of the tensors a checkpoint keeps, by name; <see cref="Restore"/> takes them back.</summary>
+    public Dictionary<string, Tensor> Capture()
+    {
+        using var noGrad = no_grad();
+        var tensors = new Dictionary<string, Tensor>
+        {
+            ["support_images"] = SupportImages.clone(),
+            ["support_labels"] = SupportLabels.clone(),
+            ["adam_images_m"] = _imageOptimizer.FirstMoment.clone(),
+            ["adam_images_v"] = _imageOptimizer.SecondMoment.clone(),
+        };
+        if (_labelOptimizer is not null)
+        {
+            tensors["adam_labels_m"] = _labelOptimizer.FirstMoment.clone();
+            tensors["adam_labels_v"] = _labelOptimizer.SecondMoment.clone();
+        }
+        if (_logScale is not null)
+        {
+            tensors["log_scale"] = _logScale.clone();
+            tensors["adam_scale_m"] = _scaleOptimizer!.FirstMoment.clone();
+            tensors["adam_scale_v"] = _scaleOptimizer.SecondMoment.clone();
+        }
+        if (_bestImages is not null)
+        {
+            tensors["best_images"] = _bestImages.clone();
+            tensors["best_labels"] = _bestLabels!.clone();
+        }
+        return tensors;
+    }
+
+    /// <summary>Continues from a checkpoint of a run with the same options: the next step is the one after <paramref name="step"/>.</summary>
+    public void Restore(IReadOnlyDictionary<string, Tensor> tensors, long step, long bestStep, double bestValidationAccuracy)
+    {
+        Tensor Get(string name) => tensors.TryGetValue(name, out var t) ? t : throw new InvalidDataException($"checkpoint lacks tensor '{name}'");
+        using var noGrad = no_grad();
+        SupportImages.copy_(Get("support_images"));
+        SupportLabels.copy_(Get("support_labels"));
+        // Each optimiser takes one step per KIP step.
+        _imageOptimizer.Restore(Get("adam_images_m"), Get("adam_images_v"), step);
+        _labelOptimizer?.Restore(Get("adam_labels_m"), Get("adam_labels_v"), step);
+        if (_logScale is not null)
+        {
+            _logScale.copy_(Get("log_scale"));
+            _scaleOptimizer!.Restore(Get("adam_scale_m"), Get("adam_scale_v"), step);
+        }
+        _bestImages?.Dispose();
+        _bestLabels?.Dispose();
+        (_bestImages, _bestLabels) = tensors.ContainsKey("best_images")
+            ? (Get("best_images").to_type(SupportImages.dtype).clone(), Get("best_labels").to_type(SupportLabels.dtype).clone())
+            : (null, null);
+        Step = step;
+        BestStep = bestStep;
+        BestValidationAccuracy = bestValidationAccuracy;
+    }
+
     /// <summary>Puts back the support set of <see cref="BestStep"/> (no-op when nothing was validated).</summary>
     public void RestoreBest()
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Distill.Core.Checkpoints;
 using Distill.Core.Data;
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
@@ -45,7 +46,7 @@ public sealed record FeaturePoolSummary
 /// with held-out validation, the best validated step restored, the final evaluation with the
 /// exact kernel (on a fixed class-balanced test subset when <paramref name="testSubset"/> is
 /// positive) and the held-out networks, and the outputs of a KIP run (distilled.safetensors,
-/// distilled.png, summary.json). With mirroring, evaluations and outputs hold the 2n images the
+/// distilled.png, summary.json), with checkpoints to resume from. With mirroring, evaluations and outputs hold the 2n images the
 /// kernel sees (<see cref="MirroredSupport"/>).
 /// </summary>
 public static class FeaturePoolRun
@@ -56,11 +57,16 @@ public static class FeaturePoolRun
     /// </summary>
     public const int ExactBlockRows = 200;
 
+    /// <param name="resume">Continue from the newest good checkpoint in <paramref name="outputDirectory"/>, when there is one.</param>
     public static FeaturePoolSummary Execute(PreparedDataset data, FeaturePoolOptions options, string outputDirectory, int testSubset,
-        Action<string> log, CancellationToken cancellation = default)
+        Action<string> log, CancellationToken cancellation = default, bool resume = false)
     {
         options.Validate();
         Directory.CreateDirectory(outputDirectory);
+        using var saved = resume
+            ? CheckpointFiles.LoadNewestGood(outputDirectory, FeaturePoolCheckpoint.Load, (file, reason) => log($"checkpoint {file} not usable: {reason}"))
+            : null;
+        saved?.CheckCompatible(data, options);
         var exact = options.Kernel.Create();
         using var distiller = new FeaturePoolDistiller(data, options, log);
         log(string.Create(CultureInfo.InvariantCulture,
@@ -86,35 +92,69 @@ public static class FeaturePoolRun
             }
         }
 
-        var baseline = Evaluate("baseline (initial random real support)");
-        var curve = new List<PoolCurvePoint>();
-        if (options.ValidateEvery > 0)
+        PoolEvaluation baseline;
+        List<PoolCurvePoint> curve;
+        double priorSeconds = 0;
+        if (saved is not null)
         {
-            var v = distiller.Validate();
-            log(string.Create(CultureInfo.InvariantCulture, $"step 0 validation {v:F4}"));
-            curve.Add(new(0, double.NaN, v));
+            distiller.Restore(saved.Tensors, saved.Step, saved.BestStep, saved.BestValidationAccuracy);
+            (baseline, curve, priorSeconds) = (saved.Baseline, saved.Curve.ToList(), saved.TrainingSeconds);
+            log(string.Create(CultureInfo.InvariantCulture, $"resumed from step {saved.Step} (best validation {saved.BestValidationAccuracy:F4} at step {saved.BestStep})"));
         }
-        var training = Stopwatch.StartNew();
-        long every = Math.Max(1, options.Steps / 20);
-        double lastLoss = double.NaN;
-        for (int i = 0; i < options.Steps; i++)
+        else
         {
-            cancellation.ThrowIfCancellationRequested();
-            var report = distiller.TakeStep();
-            lastLoss = report.Loss;
-            double validation = double.NaN;
-            if (options.ValidateEvery > 0 && (report.Step % options.ValidateEvery == 0 || report.Step == options.Steps))
-                validation = distiller.Validate();
-            if (report.Step % every == 0 || report.Step == options.Steps || !double.IsNaN(validation))
+            baseline = Evaluate("baseline (initial random real support)");
+            curve = [];
+            if (options.ValidateEvery > 0)
             {
-                curve.Add(new(report.Step, report.Loss, validation));
-                var validated = double.IsNaN(validation) ? "" : string.Create(CultureInfo.InvariantCulture,
-                    $" validation {validation:F4} (best {distiller.BestValidationAccuracy:F4} at step {distiller.BestStep})");
-                log(string.Create(CultureInfo.InvariantCulture,
-                    $"step {report.Step}/{options.Steps} loss {report.Loss:E4} batch_acc {report.TargetAccuracy:F3} {report.Step / training.Elapsed.TotalSeconds:F2} steps/s{validated}"));
+                var v = distiller.Validate();
+                log(string.Create(CultureInfo.InvariantCulture, $"step 0 validation {v:F4}"));
+                curve.Add(new(0, double.NaN, v));
             }
         }
-        double trainingSeconds = training.Elapsed.TotalSeconds;
+        var training = Stopwatch.StartNew();
+        double TrainingSeconds() => priorSeconds + training.Elapsed.TotalSeconds;
+        // Saved with every point of the curve and on cancellation; the pool is recomputed on resume.
+        void Checkpoint()
+        {
+            var state = distiller.Capture();
+            using var checkpoint = new FeaturePoolCheckpoint
+            {
+                Step = distiller.Step, BestStep = distiller.BestStep, BestValidationAccuracy = distiller.BestValidationAccuracy,
+                Tensors = state, Baseline = baseline, Curve = curve, TrainingSeconds = TrainingSeconds(),
+                Options = options, DatasetName = data.Name, TrainCount = data.TrainImages.shape[0],
+            };
+            checkpoint.Save(Path.Combine(outputDirectory, CheckpointFiles.Latest), Path.Combine(outputDirectory, CheckpointFiles.Previous));
+        }
+        long every = Math.Max(1, options.Steps / 20);
+        long stepsBefore = distiller.Step;
+        try
+        {
+            while (distiller.Step < options.Steps)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var report = distiller.TakeStep();
+                double validation = double.NaN;
+                if (options.ValidateEvery > 0 && (report.Step % options.ValidateEvery == 0 || report.Step == options.Steps))
+                    validation = distiller.Validate();
+                if (report.Step % every == 0 || report.Step == options.Steps || !double.IsNaN(validation))
+                {
+                    curve.Add(new(report.Step, report.Loss, validation));
+                    Checkpoint();
+                    var validated = double.IsNaN(validation) ? "" : string.Create(CultureInfo.InvariantCulture,
+                        $" validation {validation:F4} (best {distiller.BestValidationAccuracy:F4} at step {distiller.BestStep})");
+                    log(string.Create(CultureInfo.InvariantCulture,
+                        $"step {report.Step}/{options.Steps} loss {report.Loss:E4} batch_acc {report.TargetAccuracy:F3} {(report.Step - stepsBefore) / training.Elapsed.TotalSeconds:F2} steps/s{validated}"));
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Checkpoint();
+            log($"interrupted at step {distiller.Step}; checkpoint written");
+            throw;
+        }
+        double trainingSeconds = TrainingSeconds();
         long chosen = options.ValidateEvery > 0 ? distiller.BestStep : distiller.Step;
         distiller.RestoreBest();
         log(string.Create(CultureInfo.InvariantCulture, $"chosen step {chosen} (held-out validation {distiller.BestValidationAccuracy:F4})"));
@@ -130,8 +170,7 @@ public static class FeaturePoolRun
         // The set the kernel scores: with mirroring, the learned images and their mirror images.
         var (images, labels) = distiller.KernelSupport();
         var classes = options.Mirror ? MirroredSupport.Classes(distiller.SupportClasses) : distiller.SupportClasses;
-        var outputs = LocalRun.WriteOutputs(images, labels, classes, chosen, kipOptions, data, outputDirectory)
-            .Where(kv => kv.Key != "checkpoint").ToDictionary();
+        var outputs = LocalRun.WriteOutputs(images, labels, classes, chosen, kipOptions, data, outputDirectory);
         var summary = new FeaturePoolSummary
         {
             Dataset = data.Name,

@@ -191,6 +191,49 @@ public class FeaturePoolTests : TensorLeakCheck
         }
     }
 
+    [Theory]
+    [InlineData(PoolLoss.Mse)]
+    [InlineData(PoolLoss.Platt)]
+    public void Run_StoppedAndResumed_EndsWithTheSetOfAnUninterruptedRun(PoolLoss loss)
+    {
+        using var data = Tiny();
+        var straight = Path.Combine(Path.GetTempPath(), $"distill-pool-{Guid.NewGuid():N}");
+        var resumed = Path.Combine(Path.GetTempPath(), $"distill-pool-{Guid.NewGuid():N}");
+        try
+        {
+            var options = Options(data) with { Steps = 6, ValidateEvery = 2, HeldOutNetworks = 2, ValidationPerClass = 5, LearningRate = 0.05, Loss = loss };
+            var expected = FeaturePoolRun.Execute(data, options, straight, testSubset: 20, _ => { });
+
+            // Cancelled after its third step (the log line of step 3 comes after its checkpoint),
+            // then continued by a fresh call that must not redo the baseline.
+            using var cancel = new CancellationTokenSource();
+            Assert.Throws<OperationCanceledException>(() => FeaturePoolRun.Execute(data, options, resumed, testSubset: 20,
+                line => { if (line.StartsWith("step 3/", StringComparison.Ordinal)) cancel.Cancel(); }, cancel.Token));
+            var lines = new List<string>();
+            var actual = FeaturePoolRun.Execute(data, options, resumed, testSubset: 20, lines.Add, resume: true);
+
+            Assert.Contains(lines, l => l.StartsWith("resumed from step 3", StringComparison.Ordinal));
+            Assert.DoesNotContain(lines, l => l.StartsWith("baseline", StringComparison.Ordinal));
+            Assert.Equal(expected.ChosenStep, actual.ChosenStep);
+            Assert.Equal(expected.Baseline, actual.Baseline);
+            Assert.Equal(expected.Final, actual.Final);
+            Assert.Equal(expected.Curve.Select(p => (p.Step, p.Loss, p.Validation)), actual.Curve.Select(p => (p.Step, p.Loss, p.Validation)));
+            var a = Distill.Core.Output.SafetensorsFile.Read(Path.Combine(straight, "distilled.safetensors")).Tensors;
+            var b = Distill.Core.Output.SafetensorsFile.Read(Path.Combine(resumed, "distilled.safetensors")).Tensors;
+            Assert.Equal(a["images"].ToFloats(), b["images"].ToFloats());
+            Assert.Equal(a["labels"].ToFloats(), b["labels"].ToFloats());
+
+            // Other options would change the run's course: refused, naming what the checkpoint holds.
+            var e = Assert.Throws<ArgumentException>(() => FeaturePoolRun.Execute(data, options with { Seed = 2 }, resumed, testSubset: 20, _ => { }, resume: true));
+            Assert.Contains("other options", e.Message);
+        }
+        finally
+        {
+            foreach (var folder in new[] { straight, resumed })
+                if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private static FeaturePoolOptions Options(PreparedDataset data) => new()
     {
         Kernel = ConvNet3,

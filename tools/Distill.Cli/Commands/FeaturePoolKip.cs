@@ -26,7 +26,7 @@ internal static class FeaturePoolKip
         try
         {
             var start = total.Elapsed.TotalSeconds;
-            var s = FeaturePoolRun.Execute(data, options, settings.Output, settings.TestSubset, line => Console.WriteLine(line), linked.Token);
+            var s = FeaturePoolRun.Execute(data, options, settings.Output, settings.TestSubset, line => Console.WriteLine(line), linked.Token, settings.Resume);
             var seconds = total.Elapsed.TotalSeconds - start;
             var subset = s.TestSubset < data.TestLabels.Length ? $" (a fixed class-balanced subset of {data.TestLabels.Length})" : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -38,7 +38,7 @@ internal static class FeaturePoolKip
         }
         catch (OperationCanceledException)
         {
-            AnsiConsole.MarkupLine("[yellow]Interrupted.[/] Feature-pool runs keep no checkpoint; nothing was written.");
+            AnsiConsole.MarkupLine($"[yellow]Interrupted.[/] Progress is saved; continue with [bold]--resume --out {Markup.Escape(settings.Output)}[/] (the pool's features are computed again first).");
             return 130;
         }
         finally
