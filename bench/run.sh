@@ -29,6 +29,7 @@ cases=(
   "cifar10-fc-50ipc|cifar10|--ipc 50 --steps 1000|"
   "cifar10-transfer-1ipc|transfer|--seeds 5 --zca|0.35"
   "cifar10-conv-1ipc|cifar10pool|--ipc 1 --zca --feature-pool 64 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.003 --steps 2000 --validate-every 100 --held-out-networks 8 --test-subset 0 --threads 2|0.50"
+  "cifar10-conv-10ipc|cifar10pool|--ipc 10 --zca --feature-pool 64 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.003 --steps 2000 --validate-every 100 --held-out-networks 8 --test-subset 2000 --threads 2|0.62"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "step-fc-10-f32|none|step-benchmark --support 10 --steps 200 --minimal-kernel-dtype float32|"
@@ -349,9 +350,10 @@ elif [ "$dataset" = cifar10pool ]; then
   # line's test_accuracy is the exact ConvNet3 NNGP's KRR accuracy of the distilled images
   # (on the fixed test subset it names), baseline= the same for the initial random real
   # images, held_out_accuracy= under the held-out networks, chosen_step= the step kept.
-  # DISTILL_BENCH_STEPS shortens a trial run (the log says so).
+  # DISTILL_BENCH_STEPS shortens a trial run (the log says so); DISTILL_BENCH_RESUME=1
+  # continues an interrupted one from its checkpoint instead of starting afresh.
   out="$repo/.cache/bench/$name"
-  rm -rf "$out"
+  if [ "${DISTILL_BENCH_RESUME:-0}" = 1 ]; then arguments="$arguments --resume"; echo "resuming from $out"; else rm -rf "$out"; fi
   [ -n "${DISTILL_BENCH_STEPS:-}" ] && { arguments="$(sed -E "s/--steps [0-9]+/--steps $DISTILL_BENCH_STEPS/" <<<"$arguments")"; echo "shortened: --steps $DISTILL_BENCH_STEPS"; }
   # shellcheck disable=SC2086
   "${cli[@]}" kip --data "$dir" $arguments --out "$out" | tee "$log"
