@@ -46,8 +46,8 @@ public sealed record FeaturePoolSummary
 /// with held-out validation, the best validated step restored, the final evaluation with the
 /// exact kernel (on a fixed class-balanced test subset when <paramref name="testSubset"/> is
 /// positive) and the held-out networks, and the outputs of a KIP run (distilled.safetensors,
-/// distilled.png, summary.json), with checkpoints to resume from. With mirroring, evaluations and outputs hold the 2n images the
-/// kernel sees (<see cref="MirroredSupport"/>).
+/// distilled.png, summary.json), with checkpoints to resume from. With mirroring, evaluations
+/// and outputs hold the 2n images the kernel sees (<see cref="MirroredSupport"/>).
 /// </summary>
 public static class FeaturePoolRun
 {
