@@ -90,10 +90,11 @@ public sealed record KipState(
             throw new ArgumentException($"checkpoint was made with other options: {JsonSerializer.Serialize(Options, Json)}");
     }
 
-    private static SafetensorsTensor ToSafetensors(Tensor t) =>
+    /// <summary>A float64 tensor as a safetensors entry; with <see cref="FromSafetensors"/>, what every checkpoint here stores.</summary>
+    internal static SafetensorsTensor ToSafetensors(Tensor t) =>
         SafetensorsTensor.FromDoubles(t.cpu().contiguous().data<double>().ToArray(), t.shape);
 
-    private static Tensor FromSafetensors(SafetensorsTensor t) =>
+    internal static Tensor FromSafetensors(SafetensorsTensor t) =>
         tensor(t.ToDoubles(), t.Shape, dtype: ScalarType.Float64, device: Runtime.TorchRuntime.TorchDevice);
 
     public void Dispose()

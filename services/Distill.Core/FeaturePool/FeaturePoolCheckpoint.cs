@@ -17,7 +17,8 @@ namespace Distill.Core.FeaturePool;
 public sealed class FeaturePoolCheckpoint : IDisposable
 {
     private const string Kind = "feature-pool-checkpoint";
-    private static readonly JsonSerializerOptions Json = new(KipState.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    /// <summary>KIP's JSON conventions, with NaN allowed (curve points without a validation).</summary>
+    internal static readonly JsonSerializerOptions Json = new(KipState.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public required long Step { get; init; }
     public required long BestStep { get; init; }
@@ -33,8 +34,7 @@ public sealed class FeaturePoolCheckpoint : IDisposable
 
     public void Save(string path, string? keepPreviousAs = null)
     {
-        var tensors = Tensors.ToDictionary(kv => kv.Key, kv => SafetensorsTensor.FromDoubles(
-            kv.Value.cpu().to_type(ScalarType.Float64).contiguous().data<double>().ToArray(), kv.Value.shape));
+        var tensors = Tensors.ToDictionary(kv => kv.Key, kv => KipState.ToSafetensors(kv.Value));
         SafetensorsFile.Write(path, tensors, new Dictionary<string, string>
         {
             ["distill.kind"] = Kind,
@@ -61,8 +61,7 @@ public sealed class FeaturePoolCheckpoint : IDisposable
             Step = long.Parse(Meta("distill.step"), CultureInfo.InvariantCulture),
             BestStep = long.Parse(Meta("distill.best_step"), CultureInfo.InvariantCulture),
             BestValidationAccuracy = double.Parse(Meta("distill.best_validation"), CultureInfo.InvariantCulture),
-            Tensors = tensors.ToDictionary(kv => kv.Key,
-                kv => tensor(kv.Value.ToDoubles(), kv.Value.Shape, dtype: ScalarType.Float64, device: Runtime.TorchRuntime.TorchDevice)),
+            Tensors = tensors.ToDictionary(kv => kv.Key, kv => KipState.FromSafetensors(kv.Value)),
             Baseline = Parse<PoolEvaluation>("distill.baseline"),
             Curve = Parse<List<PoolCurvePoint>>("distill.curve"),
             TrainingSeconds = double.Parse(Meta("distill.training_seconds"), CultureInfo.InvariantCulture),

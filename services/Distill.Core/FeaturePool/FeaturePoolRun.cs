@@ -192,7 +192,7 @@ public static class FeaturePoolRun
             PeakRssMb = LocalRun.PeakResidentMegabytes(),
             Outputs = outputs,
         };
-        var json = new JsonSerializerOptions(KipState.Json) { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+        var json = new JsonSerializerOptions(FeaturePoolCheckpoint.Json) { WriteIndented = true };
         AtomicFile.WriteAllText(Path.Combine(outputDirectory, LocalRun.SummaryFile), JsonSerializer.Serialize(summary, json));
         return summary;
     }
