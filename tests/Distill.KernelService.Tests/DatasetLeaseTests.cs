@@ -79,10 +79,10 @@ public class DatasetLeaseTests
 
         // Gone for new calls, but the running one still reads valid memory.
         Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => FirstBlockAsync(server, dataset.Name))).StatusCode);
-        Assert.False(reader.Dataset.Train.Features.IsInvalid);
-        Assert.Equal(8, reader.Dataset.Train.Features.shape[0]);
+        Assert.False(reader.Resource.Train.Features.IsInvalid);
+        Assert.Equal(8, reader.Resource.Train.Features.shape[0]);
         reader.Dispose();
-        Assert.True(reader.Dataset.Train.Features.IsInvalid);
+        Assert.True(reader.Resource.Train.Features.IsInvalid);
     }
 
     [Fact]

@@ -12,6 +12,8 @@ public static class ErrorReasons
     public const string ServerBusy = "SERVER_BUSY";
     public const string RequestTooLarge = "REQUEST_TOO_LARGE";
     public const string DatasetBudgetExceeded = "DATASET_BUDGET_EXCEEDED";
+    public const string FeaturePoolNotFound = "FEATURE_POOL_NOT_FOUND";
+    public const string FeaturePoolBudgetExceeded = "FEATURE_POOL_BUDGET_EXCEEDED";
     public const string DatasetUnreadable = "DATASET_UNREADABLE";
     public const string DataRootNotConfigured = "DATA_ROOT_NOT_CONFIGURED";
     public const string RunStateConflict = "RUN_STATE_CONFLICT";

@@ -12,22 +12,22 @@ namespace Distill.Core.FeaturePool;
 public sealed record PoolStepReport(long Step, double Loss, double TargetAccuracy, TimeSpan Elapsed);
 
 /// <summary>
-/// KIP on random ConvNet features (see <see cref="FeaturePoolOptions"/>). Set-up computes the
-/// target subset's features under every pool network once (no gradient, a bounded buffer) and
-/// the validation images' features under the held-out networks; each step then runs only the
-/// support images through the k sampled networks (with gradient), builds K_ss and K_ts from
-/// features and takes an Adam step on the support images (and labels, and Platt's kappa).
-/// Deterministic for given options and data.
+/// KIP on random ConvNet features (see <see cref="FeaturePoolOptions"/>). Set-up has the backend
+/// compute the target subset's features under every pool network once (no gradient, a bounded
+/// buffer; in this process or sharded over kernel services) and computes the validation images'
+/// features under the held-out networks here; each step the backend runs only the support images
+/// through the k sampled networks (with gradient), builds K_ss and K_ts from features and returns
+/// the gradients, and this class takes an Adam step on the support images (and labels, and
+/// Platt's kappa). Deterministic for given options and data.
 /// </summary>
 public sealed class FeaturePoolDistiller : IDisposable
 {
     private readonly PreparedDataset _data;
-    private readonly RandomFeatureConvKernel _pool;
+    private readonly IFeaturePoolBackend _backend;
     private readonly RandomFeatureConvKernel _heldOut;
-    private readonly List<List<(Tensor Weight, Tensor Bias)>> _poolNetworks = [];
     private readonly List<List<(Tensor Weight, Tensor Bias)>> _heldOutNetworks = [];
-    private readonly NetworkFeatureBuffer? _targets;
     private readonly NetworkFeatureBuffer? _validation;
+    private readonly Stopwatch _setup;
     private readonly TargetSampler _batchSampler;
     private readonly long[] _subset;
     private readonly AdamOptimizer _imageOptimizer;
@@ -36,12 +36,51 @@ public sealed class FeaturePoolDistiller : IDisposable
     private readonly Tensor? _logScale;
     private Tensor? _bestImages, _bestLabels;
 
+    /// <summary>A distiller whose pool is in this process, computed here (synchronously).</summary>
     public FeaturePoolDistiller(PreparedDataset data, FeaturePoolOptions options, Action<string>? log = null)
+        : this(data, options, new LocalFeaturePoolBackend(data, options), log)
+    {
+        try
+        {
+            PrepareAsync(log, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A distiller over any backend, which it owns; <see cref="PrepareAsync"/> must finish before the first step.</summary>
+    public static async Task<FeaturePoolDistiller> CreateAsync(PreparedDataset data, FeaturePoolOptions options, IFeaturePoolBackend backend,
+        Action<string>? log, CancellationToken cancellation)
+    {
+        var distiller = new FeaturePoolDistiller(data, options, backend, log);
+        try
+        {
+            await distiller.PrepareAsync(log, cancellation);
+            return distiller;
+        }
+        catch
+        {
+            distiller.Dispose();
+            throw;
+        }
+    }
+
+    private async Task PrepareAsync(Action<string>? log, CancellationToken cancellation)
+    {
+        await _backend.PrepareAsync(_subset, log, cancellation);
+        SetupSeconds = _setup.Elapsed.TotalSeconds;
+        BufferBytes = _backend.BufferBytes + (_validation?.Bytes ?? 0);
+    }
+
+    private FeaturePoolDistiller(PreparedDataset data, FeaturePoolOptions options, IFeaturePoolBackend backend, Action<string>? log)
     {
         Options = options.Validate();
         options.Kernel.CheckImageShape(data.Source.Train.Channels, data.Source.Train.Height, data.Source.Train.Width);
         _data = data;
-        _pool = options.PoolNetworks();
+        _backend = backend;
         _heldOut = options.HeldOut();
         var device = data.TrainImages.device;
         var type = options.FeatureType;
@@ -61,16 +100,9 @@ public sealed class FeaturePoolDistiller : IDisposable
         ValidationCount = validationRows.Length;
         _batchSampler = new TargetSampler(_subset.Select(i => data.TrainLabels[i]).ToArray(), data.ClassCount, options.Seed);
 
-        var watch = Stopwatch.StartNew();
+        _setup = Stopwatch.StartNew();
         try
         {
-            if (!options.FreshNetworks)
-            {
-                long bytes = NetworkFeatureBuffer.SizeOf(options.PoolSize, _subset.Length, _pool.FeatureCount, type);
-                log?.Invoke($"feature pool: {options.PoolSize} networks of width {options.Width}, {_subset.Length} target images x {_pool.FeatureCount} features: buffer {bytes / (1 << 20)} MiB ({type})");
-                _targets = ComputeBuffer(_pool, options.PoolSize, _subset, "target", log);
-                for (int m = 0; m < options.PoolSize; m++) _poolNetworks.Add(Detached(_pool.DrawNetwork(m, type, device)));
-            }
             if (validationRows.Length > 0 && options.HeldOutNetworks > 0)
             {
                 log?.Invoke($"validation: {validationRows.Length} held-out training images x {options.HeldOutNetworks} held-out networks: buffer {NetworkFeatureBuffer.SizeOf(options.HeldOutNetworks, validationRows.Length, _heldOut.FeatureCount, type) / (1 << 20)} MiB");
@@ -81,11 +113,9 @@ public sealed class FeaturePoolDistiller : IDisposable
         catch
         {
             DisposeNetworks();
-            _targets?.Dispose();
+            backend.Dispose();
             throw;
         }
-        SetupSeconds = watch.Elapsed.TotalSeconds;
-        BufferBytes = (_targets?.Bytes ?? 0) + (_validation?.Bytes ?? 0);
 
         (SupportImages, SupportClasses) = InitialSupport.Draw(data, options.SupportPerClass, options.Initialization, options.Seed);
         SupportLabels = CenteredOneHot.Encode(SupportClasses, data.ClassCount, device);
@@ -103,9 +133,9 @@ public sealed class FeaturePoolDistiller : IDisposable
     public Tensor SupportLabels { get; }
     public int[] SupportClasses { get; }
     public long Step { get; private set; }
-    public double SetupSeconds { get; }
-    /// <summary>Bytes of the stored features (targets and validation).</summary>
-    public long BufferBytes { get; }
+    public double SetupSeconds { get; private set; }
+    /// <summary>Bytes of the stored features (targets and validation), wherever they are.</summary>
+    public long BufferBytes { get; private set; }
     public int TargetCount => _subset.Length;
     /// <summary>The train-split rows of the target subset, in the order of the stored features.</summary>
     public IReadOnlyList<long> TargetRows => _subset;
@@ -113,7 +143,8 @@ public sealed class FeaturePoolDistiller : IDisposable
     /// <summary>The step with the best held-out validation accuracy so far (0: the initial support), and that accuracy.</summary>
     public long BestStep { get; private set; } = -1;
     public double BestValidationAccuracy { get; private set; } = double.NegativeInfinity;
-    public NetworkFeatureBuffer? TargetFeatures => _targets;
+    /// <summary>The stored target features when the pool is in this process.</summary>
+    public NetworkFeatureBuffer? TargetFeatures => (_backend as LocalFeaturePoolBackend)?.Shard?.Buffer;
 
     /// <summary>The pool networks a step samples: k of P without replacement, a pure function of (seed, step).</summary>
     public int[] SampleNetworks(long step)
@@ -128,55 +159,47 @@ public sealed class FeaturePoolDistiller : IDisposable
         return order.Take(Options.PoolSample).ToArray();
     }
 
-    public PoolStepReport TakeStep()
+    /// <summary>One step in this thread (for the in-process backend, which completes synchronously).</summary>
+    public PoolStepReport TakeStep() => TakeStepAsync(CancellationToken.None).GetAwaiter().GetResult();
+
+    public async Task<PoolStepReport> TakeStepAsync(CancellationToken cancellation)
     {
         var watch = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        var type = Options.FeatureType;
-        var device = SupportImages.device;
-        List<Tensor> targetFeatures = [];
-        List<List<(Tensor Weight, Tensor Bias)>> networks;
-        Tensor targets;
-        RandomFeatureConvKernel source = _pool;
-        if (Options.FreshNetworks)
-        {
-            source = Options.FreshNetworksAt(Step);
-            networks = Enumerable.Range(0, Options.PoolSample).Select(m => source.DrawNetwork(m, type, device)).ToList();
-            var indices = tensor(_batchSampler.Sample(Options.TargetBatch, Step).Select(j => _subset[j]).ToArray(), device: device);
-            var images = _data.TrainImages.index_select(0, indices).to_type(type);
-            targets = _data.TrainTargets.index_select(0, indices);
-            using (no_grad())
-                foreach (var network in networks) targetFeatures.Add(source.NetworkFeatures(network, images));
-        }
-        else
-        {
-            var sampled = SampleNetworks(Step);
-            networks = sampled.Select(m => _poolNetworks[m]).ToList();
-            var rows = tensor(_batchSampler.Sample(Options.TargetBatch, Step), device: device);
-            targets = _targets!.Targets.index_select(0, rows);
-            foreach (var m in sampled) targetFeatures.Add(_targets.Rows(m, rows));
-        }
+        int[] networks = Options.FreshNetworks ? Enumerable.Range(0, Options.PoolSample).ToArray() : SampleNetworks(Step);
+        var rows = _batchSampler.Sample(Options.TargetBatch, Step);
+        bool learnLabels = _labelOptimizer is not null;
 
-        var xs = SupportImages.detach().requires_grad_(true);
-        var ys = _labelOptimizer is not null ? SupportLabels.detach().requires_grad_(true) : SupportLabels;
-        var logScale = _logScale?.detach().requires_grad_(true);
+        // With mirroring the backend sees 2n images; the chain rule back to the n learned ones runs here.
+        var xs = SupportImages.detach().requires_grad_(Options.Mirror);
+        var ys = SupportLabels.detach().requires_grad_(Options.Mirror && learnLabels);
         var (kernelImages, kernelLabels) = Options.Mirror ? Mirrored(xs, ys) : (xs, ys);
-        var xsFeatures = kernelImages.to_type(type);
-        var supportFeatures = networks.Select(n => source.NetworkFeatures(n, xsFeatures)).ToList();
-        var (loss, accuracy) = PooledKernel.Loss(Options.Kernel, supportFeatures, targetFeatures, kernelLabels, targets, Options.Loss, logScale, Options.Regularization);
-        var inputs = new List<Tensor> { xs };
-        if (_labelOptimizer is not null) inputs.Add(ys);
-        if (logScale is not null) inputs.Add(logScale);
-        var gradients = torch.autograd.grad([loss], inputs);
-        double value = loss.item<double>();
-        if (!double.IsFinite(value) || gradients.Any(g => !g.isfinite().all().item<bool>()))
-            throw new DivergenceException(Step + 1, $"the loss or its gradient became {value} / non-finite at step {Step + 1}");
-        _imageOptimizer.Step(SupportImages, gradients[0]);
-        if (_labelOptimizer is not null) _labelOptimizer.Step(SupportLabels, gradients[1]);
-        if (_logScale is not null) _scaleOptimizer!.Step(_logScale, gradients[^1]);
+        double? logScale = _logScale?.item<double>();
+        using var result = await _backend.StepAsync(
+            new PoolStepRequest(kernelImages.detach(), kernelLabels.detach(), logScale, networks, rows, rows.Length, learnLabels, Step), cancellation);
+        var (imageGradient, labelGradient) = (result.SupportGradient, result.LabelGradient);
+        if (Options.Mirror)
+        {
+            var outputs = learnLabels ? new List<Tensor> { kernelImages, kernelLabels } : [kernelImages];
+            var inputs = learnLabels ? new List<Tensor> { xs, ys } : [xs];
+            var cotangents = learnLabels ? new List<Tensor> { result.SupportGradient, result.LabelGradient! } : [result.SupportGradient];
+            var folded = torch.autograd.grad(outputs, inputs, cotangents);
+            (imageGradient, labelGradient) = (folded[0], learnLabels ? folded[1] : null);
+        }
+        if (!double.IsFinite(result.Loss) || !double.IsFinite(result.ScaleGradient) || !IsFinite(imageGradient) || (labelGradient is not null && !IsFinite(labelGradient)))
+            throw new DivergenceException(Step + 1, $"the loss or its gradient became {result.Loss} / non-finite at step {Step + 1}");
+        _imageOptimizer.Step(SupportImages, imageGradient);
+        if (_labelOptimizer is not null) _labelOptimizer.Step(SupportLabels, labelGradient!);
+        if (_logScale is not null)
+        {
+            using var scaleGradient = tensor(new[] { result.ScaleGradient }, dtype: ScalarType.Float64, device: _logScale.device);
+            _scaleOptimizer!.Step(_logScale, scaleGradient);
+        }
         Step++;
-        return new PoolStepReport(Step, value, accuracy, watch.Elapsed);
+        return new PoolStepReport(Step, result.Loss, (double)result.Correct / result.Count, watch.Elapsed);
     }
+
+    private static bool IsFinite(Tensor t) => t.isfinite().all().item<bool>();
 
     /// <summary>
     /// KRR accuracy of the current support on the held-out training images under the held-out networks;
@@ -309,11 +332,7 @@ public sealed class FeaturePoolDistiller : IDisposable
         var watch = Stopwatch.StartNew();
         var buffer = NetworkFeatureBuffer.Compute(source, networks, _data.TrainImages.index_select(0, index), _data.TrainTargets.index_select(0, index),
             rows.Select(i => _data.TrainLabels[i]).ToArray(), Options.FeatureType, Options.MaxBufferBytes,
-            (done, total) =>
-            {
-                if (done == total || done % Math.Max(1, total / 8) == 0)
-                    log?.Invoke($"{what} features: {done}/{total} networks ({watch.Elapsed.TotalSeconds:F0} s)");
-            });
+            LocalFeaturePoolBackend.ProgressLog(what, watch, log));
         buffer.Features.MoveToOuterDisposeScope();
         buffer.Targets.MoveToOuterDisposeScope();
         return buffer;
@@ -327,14 +346,14 @@ public sealed class FeaturePoolDistiller : IDisposable
 
     private void DisposeNetworks()
     {
-        foreach (var network in _poolNetworks.Concat(_heldOutNetworks))
+        foreach (var network in _heldOutNetworks)
             foreach (var (w, b) in network) { w.Dispose(); b.Dispose(); }
     }
 
     public void Dispose()
     {
         DisposeNetworks();
-        _targets?.Dispose();
+        _backend.Dispose();
         _validation?.Dispose();
         SupportImages.Dispose();
         SupportLabels.Dispose();

@@ -33,11 +33,13 @@ public static class PooledKernel
     /// <summary>
     /// The KIP loss of support features (with their graph) against target features: with
     /// A = K_ss + lambda I (lambda = reg tr(K_ss)/n_s, symmetrised) and f = K_ts A^-1 Y_s,
-    /// MSE 0.5 |f - Y_t|^2 / (n_t C), or Platt cross-entropy(e^kappa f, classes) with
-    /// kappa = <paramref name="logScale"/>. Returns the 0-d loss and f's accuracy on the targets.
+    /// MSE 0.5 |f - Y_t|^2 / (n_t C), or Platt cross-entropy(e^kappa f, classes) / n_t with
+    /// kappa = <paramref name="logScale"/>. n_t is <paramref name="totalTargets"/> (0: these targets'
+    /// count), so that parts of a batch sum to the batch's loss. Returns the 0-d loss and how many
+    /// targets f classifies correctly.
     /// </summary>
-    public static (Tensor Loss, double Accuracy) Loss(KernelSpec spec, IReadOnlyList<Tensor> supportFeatures, IReadOnlyList<Tensor> targetFeatures,
-        Tensor supportLabels, Tensor targetTargets, PoolLoss loss, Tensor? logScale, double regularization)
+    public static (Tensor Loss, long Correct) Loss(KernelSpec spec, IReadOnlyList<Tensor> supportFeatures, IReadOnlyList<Tensor> targetFeatures,
+        Tensor supportLabels, Tensor targetTargets, PoolLoss loss, Tensor? logScale, double regularization, long totalTargets = 0)
     {
         using var scope = NewDisposeScope();
         var kss = Gram(spec, supportFeatures, supportFeatures);
@@ -50,15 +52,51 @@ public static class PooledKernel
         var alpha = linalg.solve(system, supportLabels);
         var predictions = kts.matmul(alpha);
         var classes = targetTargets.argmax(1);
-        double accuracy;
-        using (no_grad()) accuracy = predictions.argmax(1).eq(classes).to_type(ScalarType.Float64).mean().item<double>();
+        long correct;
+        using (no_grad()) correct = predictions.argmax(1).eq(classes).sum().item<long>();
+        long total = totalTargets > 0 ? totalTargets : targetTargets.shape[0];
+        using Scalar mseScale = 0.5 / ((double)total * targetTargets.shape[1]), ceScale = 1.0 / total;
         Tensor value = loss switch
         {
-            PoolLoss.Mse => predictions.sub(targetTargets).square().mean().mul(half),
-            PoolLoss.Platt => nn.functional.cross_entropy(predictions.mul(logScale!.exp()), classes),
+            PoolLoss.Mse => predictions.sub(targetTargets).square().sum().mul(mseScale),
+            PoolLoss.Platt => nn.functional.cross_entropy(predictions.mul(logScale!.exp()), classes, reduction: nn.Reduction.Sum).mul(ceScale),
             _ => throw new ArgumentOutOfRangeException(nameof(loss)),
         };
-        return (value.MoveToOuterDisposeScope(), accuracy);
+        return (value.MoveToOuterDisposeScope(), correct);
+    }
+
+    /// <summary>
+    /// The share of a pooled KIP step that some target rows contribute: the support runs through
+    /// <paramref name="networks"/> of <paramref name="source"/> with gradient, the targets' features
+    /// are given (one [rows, F] tensor per network, in the same order), and the loss's gradients
+    /// with respect to the support images, labels (when asked for) and Platt's log scale come back.
+    /// </summary>
+    public static PoolStepResult Step(RandomFeatureConvKernel source, IReadOnlyList<List<(Tensor Weight, Tensor Bias)>> networks, PoolStepRequest request,
+        IReadOnlyList<Tensor> targetFeatures, Tensor targets, PoolLoss loss, double regularization, ScalarType featureType)
+    {
+        using var scope = NewDisposeScope();
+        var xs = request.SupportImages.detach().to_type(ScalarType.Float64).requires_grad_(true);
+        var ys = request.SupportLabels.detach().to_type(ScalarType.Float64);
+        if (request.WantLabelGradient) ys.requires_grad_(true);
+        var logScale = loss == PoolLoss.Platt
+            ? tensor(new[] { request.LogScale ?? 0.0 }, dtype: ScalarType.Float64, device: xs.device).requires_grad_(true)
+            : null;
+        var x = xs.to_type(featureType);
+        var supportFeatures = networks.Select(n => source.NetworkFeatures(n, x)).ToList();
+        var (value, correct) = Loss(source.Spec, supportFeatures, targetFeatures, ys, targets, loss, logScale, regularization, request.TotalTargets);
+        var inputs = new List<Tensor> { xs };
+        if (request.WantLabelGradient) inputs.Add(ys);
+        if (logScale is not null) inputs.Add(logScale);
+        var gradients = autograd.grad([value], inputs);
+        return new PoolStepResult
+        {
+            Loss = value.item<double>(),
+            Correct = correct,
+            Count = targets.shape[0],
+            SupportGradient = gradients[0].MoveToOuterDisposeScope(),
+            LabelGradient = request.WantLabelGradient ? gradients[1].MoveToOuterDisposeScope() : null,
+            ScaleGradient = logScale is null ? 0 : gradients[^1].item<double>(),
+        };
     }
 
     /// <summary>

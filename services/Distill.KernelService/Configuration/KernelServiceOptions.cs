@@ -30,6 +30,10 @@ public sealed class KernelServiceOptions
     [Range(1, long.MaxValue)]
     public long MaxDatasetElements { get; set; } = 1_000_000_000;
 
+    /// <summary>Total bytes all held feature pools (stored target features) may take.</summary>
+    [Range(1, long.MaxValue)]
+    public long MaxFeaturePoolBytes { get; set; } = 8L << 30;
+
     /// <summary>
     /// Where datasets, Gram blocks, solves and gradients live: auto (CUDA device 0 when
     /// CUDA is available, else the CPU), cpu, cuda or cuda:N. GetServerInfo reports the result.

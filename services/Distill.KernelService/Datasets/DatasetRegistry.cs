@@ -4,6 +4,7 @@ using Distill.Core.Distillation;
 using Distill.Core.Errors;
 using Distill.Core.Preprocessing;
 using Distill.KernelService.Configuration;
+using Distill.KernelService.Leases;
 using Microsoft.Extensions.Options;
 using Tensor = TorchSharp.torch.Tensor;
 
@@ -36,14 +37,14 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options, Time
     /// The dataset a request names, held for reading until the returned use is disposed:
     /// a drop or expiry meanwhile frees it only after that.
     /// </summary>
-    public DatasetUse Use(string name, string field)
+    public ResourceUse<RegisteredDataset> Use(string name, string field)
     {
         DropExpired();
         if (string.IsNullOrEmpty(name)) throw new InvalidFieldException(field, "required (datasets/{id})");
         var id = name.StartsWith(RegisteredDataset.NamePrefix, StringComparison.Ordinal) ? name[RegisteredDataset.NamePrefix.Length..] : null;
         if (id is null) throw new InvalidFieldException(field, $"'{name}' is not a dataset name (datasets/{{id}})");
         if (_datasets.TryGetValue(id, out var dataset) && dataset.TryAcquire(time.GetUtcNow()))
-            return new DatasetUse(dataset, time);
+            return new ResourceUse<RegisteredDataset>(dataset, time);
         throw new ResourceNotFoundException("distill.kernel.v1.Dataset", name, ErrorReasons.DatasetNotFound,
             $"{field}: no dataset '{name}' (it may have been dropped, its lease may have expired, or the server restarted; register it again)");
     }
@@ -82,7 +83,7 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options, Time
     /// <summary>Removes it now; calls reading it finish first, then its memory is freed.</summary>
     public void Drop(string name, string field)
     {
-        using (var use = Use(name, field)) Remove(use.Dataset);
+        using (var use = Use(name, field)) Remove(use.Resource);
     }
 
     private RegisteredDataset Add(RegisteredDataset dataset)
@@ -123,18 +124,5 @@ public sealed class DatasetRegistry(IOptions<KernelServiceOptions> options, Time
     public void Dispose()
     {
         foreach (var dataset in _datasets.Values) Remove(dataset);
-    }
-}
-
-/// <summary>A call's hold on a dataset: it stays allocated until this is disposed.</summary>
-public sealed class DatasetUse(RegisteredDataset dataset, TimeProvider time) : IDisposable
-{
-    private int _disposed;
-
-    public RegisteredDataset Dataset { get; } = dataset;
-
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0) Dataset.ReleaseReader(time.GetUtcNow());
     }
 }

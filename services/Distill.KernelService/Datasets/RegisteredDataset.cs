@@ -2,6 +2,7 @@ using Distill.Adapters.Conversions;
 using Distill.Core.Data;
 using Distill.Core.Preprocessing;
 using Distill.Protos.Kernel.V1;
+using Distill.KernelService.Leases;
 using Google.Protobuf.WellKnownTypes;
 using Tensor = TorchSharp.torch.Tensor;
 
@@ -16,16 +17,11 @@ public sealed record RegisteredSplit(Tensor Features, Tensor Targets, int[] Labe
 
 /// <summary>
 /// A dataset held by the service and addressed by its name; targets never travel per step.
-/// Its tensors are freed only when it has been dropped (or its lease expired) and no call
-/// reads it any more, so a drop never pulls data from under a running computation.
+/// Its tensors are freed as a <see cref="LeasedResource"/>'s: after a drop or expiry, once no call reads it.
 /// </summary>
-public sealed class RegisteredDataset
+public sealed class RegisteredDataset : LeasedResource
 {
     private readonly IDisposable? _owner;
-    private readonly Lock _uses = new();
-    private int _readers;
-    private bool _released;
-    private bool _disposed;
 
     public RegisteredDataset(string id, string displayName, int classCount, RegisteredSplit train, RegisteredSplit test,
         IReadOnlyList<long> imageShape, IReadOnlyList<string> classNames, PreprocessingSpec? preprocessing,
@@ -61,10 +57,6 @@ public sealed class RegisteredDataset
     public long FeatureCount { get; }
     public long ElementCount { get; }
 
-    public DateTimeOffset CreateTime { get; init; }
-    public TimeSpan? LeaseTtl { get; init; }
-    public DateTimeOffset? ExpireTime { get; private set; }
-
     public RegisteredSplit Split(Split split) => split == Protos.Kernel.V1.Split.Test ? Test : Train;
 
     public static RegisteredDataset FromPrepared(string id, PreparedDataset data, PreprocessingSpec preprocessing,
@@ -78,55 +70,8 @@ public sealed class RegisteredDataset
         CreateTime = createTime, LeaseTtl = leaseTtl,
     };
 
-    /// <summary>A call starts reading it: false when it is already released.</summary>
-    internal bool TryAcquire(DateTimeOffset now)
+    protected override void Free()
     {
-        lock (_uses)
-        {
-            if (_released) return false;
-            _readers++;
-            Renew(now);
-            return true;
-        }
-    }
-
-    /// <summary>A call is done with it; the last reader of a released dataset frees it.</summary>
-    internal void ReleaseReader(DateTimeOffset now)
-    {
-        lock (_uses)
-        {
-            _readers--;
-            Renew(now);
-            FreeIfUnused();
-        }
-    }
-
-    /// <summary>The lease runs from the last use, so a dataset in steady use never expires.</summary>
-    internal void Renew(DateTimeOffset now)
-    {
-        if (LeaseTtl is { } ttl) ExpireTime = now + ttl;
-    }
-
-    /// <summary>True when the lease has run out and no call reads it.</summary>
-    internal bool IsExpired(DateTimeOffset now)
-    {
-        lock (_uses) return _readers == 0 && ExpireTime is { } expire && expire <= now;
-    }
-
-    /// <summary>No new reader may start; the tensors go when the last current reader ends.</summary>
-    internal void Release()
-    {
-        lock (_uses)
-        {
-            _released = true;
-            FreeIfUnused();
-        }
-    }
-
-    private void FreeIfUnused()
-    {
-        if (!_released || _readers > 0 || _disposed) return;
-        _disposed = true;
         if (_owner is not null)
         {
             _owner.Dispose();

@@ -2,6 +2,7 @@ using Distill.Core.Runtime;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Distill.KernelService.Configuration;
 using Distill.KernelService.Datasets;
+using Distill.KernelService.FeaturePools;
 using Distill.KernelService.Grpc;
 using Distill.KernelService.Telemetry;
 using Distill.ServiceDefaults;
@@ -38,6 +39,7 @@ public static class KernelServiceHost
         // gRPC activates interceptors per call unless DI holds one: the gate's slots must be shared.
         builder.Services.AddSingleton<ComputeGateInterceptor>();
         builder.Services.AddSingleton<DatasetRegistry>();
+        builder.Services.AddSingleton<FeaturePoolRegistry>();
         builder.Services.AddSingleton<RequestReader>();
         builder.Services.AddSingleton(services =>
         {

@@ -16,7 +16,8 @@ namespace Distill.KernelService.Grpc;
 public sealed class ComputeGateInterceptor : CallInterceptor
 {
     private static readonly HashSet<string> ComputeMethods =
-        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "KipShardStep", "LabelSolveShard", "UploadDataset", "RegisterDataset"];
+        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "KipShardStep", "LabelSolveShard", "UploadDataset", "RegisterDataset",
+         "RegisterFeaturePool", "FeaturePoolStep"];
 
     /// <summary>What a refused caller is told to wait: about one small compute call.</summary>
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(200);

@@ -5,6 +5,8 @@ using Distill.Core.Kernels;
 using Distill.Core.Regression;
 using Distill.Core.Runtime;
 using Distill.KernelService.Datasets;
+using Distill.KernelService.FeaturePools;
+using Distill.KernelService.Leases;
 using Distill.KernelService.Telemetry;
 using Distill.Adapters.Conversions;
 using Distill.Adapters.Paging;
@@ -24,8 +26,9 @@ namespace Distill.KernelService.Grpc;
 /// tensors converted back. Tensor work is synchronous inside dispose scopes; awaits
 /// happen only between them.
 /// </summary>
-public sealed class KernelGrpcService(
+public sealed partial class KernelGrpcService(
     DatasetRegistry datasets,
+    FeaturePoolRegistry pools,
     RequestReader reader,
     KernelServiceMetrics metrics,
     TensorThreadPool compute,
@@ -51,6 +54,9 @@ public sealed class KernelGrpcService(
             DatasetCount = datasets.All.Count,
             DatasetElements = datasets.Elements,
             MaxDatasetElements = options.Value.MaxDatasetElements,
+            FeaturePoolCount = pools.Count,
+            FeaturePoolBytes = pools.Bytes,
+            MaxFeaturePoolBytes = options.Value.MaxFeaturePoolBytes,
         };
         info.Kernels.Add(["fully_connected/ntk", "fully_connected/nngp", "convolutional/ntk", "convolutional/nngp", "random_features/nngp"]);
         return Task.FromResult(info);
@@ -274,7 +280,7 @@ public sealed class KernelGrpcService(
             var kernel = reader.Kernel(request.Kernel);
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             using var use = datasets.Use(request.Dataset, "dataset");
-            var dataset = use.Dataset;
+            var dataset = use.Resource;
             // The support must match the dataset (RequestReader.Support), so checking the dataset covers both.
             RequestReader.CheckImages(kernel, dataset.FeatureCount, dataset.ImageShape, "dataset");
             var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);

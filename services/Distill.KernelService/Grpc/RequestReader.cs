@@ -3,6 +3,7 @@ using Distill.Core.Errors;
 using Distill.Core.Preprocessing;
 using Distill.KernelService.Configuration;
 using Distill.KernelService.Datasets;
+using Distill.KernelService.Leases;
 using Distill.Protos.Kernel.V1;
 using Microsoft.Extensions.Options;
 using static TorchSharp.torch;
@@ -17,10 +18,10 @@ public sealed record InlineImages(Tensor Rows, long[] Shape);
 /// <summary>A request's kernel: the engine's spec and the kernel built from it within the server's memory budget.</summary>
 public sealed record RequestKernel(CoreKernels.KernelSpec Spec, CoreKernels.IKernel Kernel);
 
-/// <summary>Rows that a request names in a registered dataset, held (see <see cref="DatasetUse"/>) until disposed.</summary>
-public sealed class DatasetSelection(DatasetUse use, RegisteredSplit split, Tensor index) : IDisposable
+/// <summary>Rows that a request names in a registered dataset, held (see <see cref="ResourceUse{T}"/>) until disposed.</summary>
+public sealed class DatasetSelection(ResourceUse<RegisteredDataset> use, RegisteredSplit split, Tensor index) : IDisposable
 {
-    public RegisteredDataset Dataset => use.Dataset;
+    public RegisteredDataset Dataset => use.Resource;
     public RegisteredSplit Split { get; } = split;
     public Tensor Index { get; } = index;
     public long Count => Index.shape[0];
@@ -116,7 +117,7 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
         var use = datasets.Use(rows.Dataset, $"{field}.dataset");
         try
         {
-            var split = use.Dataset.Split(rows.Split);
+            var split = use.Resource.Split(rows.Split);
             var count = split.Count;
             var indices = new List<long>();
             for (int i = 0; i < rows.Ranges.Count; i++)
@@ -124,7 +125,7 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
                 var range = rows.Ranges[i];
                 if (range.Start < 0 || range.Count < 0 || range.Start > count - range.Count)
                     throw new InvalidFieldException($"{field}.ranges[{i}]", $"[{range.Start}, {range.Start + range.Count}) is outside the split's {count} rows");
-                CheckElements((indices.Count + range.Count) * use.Dataset.FeatureCount, field);
+                CheckElements((indices.Count + range.Count) * use.Resource.FeatureCount, field);
                 for (long r = 0; r < range.Count; r++) indices.Add(range.Start + r);
             }
             for (int i = 0; i < rows.Indices.Count; i++)
@@ -136,7 +137,7 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
             }
             if (indices.Count == 0)
                 throw new InvalidFieldException(field, "names no rows (give ranges or indices)");
-            CheckElements(indices.Count * use.Dataset.FeatureCount, field);
+            CheckElements(indices.Count * use.Resource.FeatureCount, field);
             return new DatasetSelection(use, split, tensor(indices.ToArray(), dtype: ScalarType.Int64, device: split.Features.device));
         }
         catch

@@ -1,0 +1,63 @@
+using static TorchSharp.torch;
+
+namespace Distill.Core.FeaturePool;
+
+/// <summary>
+/// One pooled KIP step over a set of target rows: the support as the kernel sees it (n x d,
+/// mirror images included), the pool networks the step sampled, and the rows of the target
+/// subset this part covers. <see cref="TotalTargets"/> is the whole batch's size, so that the
+/// parts' results sum to the batch's.
+/// </summary>
+public sealed record PoolStepRequest(Tensor SupportImages, Tensor SupportLabels, double? LogScale, int[] Networks, long[] Rows,
+    long TotalTargets, bool WantLabelGradient, long Step);
+
+/// <summary>
+/// The share of one pooled KIP step a set of target rows contributes. Every field is a sum
+/// over the rows (the loss carries 1 / total targets), so the results of disjoint parts of a
+/// batch add up to the batch's result.
+/// </summary>
+public sealed class PoolStepResult : IDisposable
+{
+    public required double Loss { get; set; }
+    /// <summary>Targets the KRR predictor classifies correctly, of <see cref="Count"/>.</summary>
+    public required long Correct { get; set; }
+    public required long Count { get; set; }
+    /// <summary>dL/d(support images), n x d float64, shaped as the request's support.</summary>
+    public required Tensor SupportGradient { get; init; }
+    public Tensor? LabelGradient { get; init; }
+    /// <summary>dL/d(log scale) of the Platt loss; 0 for MSE.</summary>
+    public double ScaleGradient { get; set; }
+
+    /// <summary>Adds another part's result into this one.</summary>
+    public void Add(PoolStepResult other)
+    {
+        Loss += other.Loss;
+        Correct += other.Correct;
+        Count += other.Count;
+        ScaleGradient += other.ScaleGradient;
+        SupportGradient.add_(other.SupportGradient);
+        LabelGradient?.add_(other.LabelGradient!);
+    }
+
+    public void Dispose()
+    {
+        SupportGradient.Dispose();
+        LabelGradient?.Dispose();
+    }
+}
+
+/// <summary>Where a feature-pool run's target features live and its steps are computed: this process, or kernel services.</summary>
+public interface IFeaturePoolBackend : IDisposable
+{
+    /// <summary>
+    /// Computes (or registers) the features of the target subset, given as train-split rows; a
+    /// request's <see cref="PoolStepRequest.Rows"/> are positions in this list. <paramref name="log"/> hears progress.
+    /// </summary>
+    Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, CancellationToken cancellation);
+
+    /// <summary>The step's result for the request's rows (summed over parts when the backend splits them).</summary>
+    Task<PoolStepResult> StepAsync(PoolStepRequest request, CancellationToken cancellation);
+
+    /// <summary>Bytes of the stored target features, wherever they are.</summary>
+    long BufferBytes { get; }
+}

@@ -1,0 +1,34 @@
+using Distill.Core.FeaturePool;
+using Distill.KernelService.Leases;
+using Distill.Protos.Kernel.V1;
+using Google.Protobuf.WellKnownTypes;
+
+namespace Distill.KernelService.FeaturePools;
+
+/// <summary>A feature pool held by the service: a shard of a run's targets under every network of its pool.</summary>
+public sealed class HeldFeaturePool(string id, string dataset, int classCount, IReadOnlyList<long> imageShape, FeaturePoolShard shard) : LeasedResource
+{
+    public const string NamePrefix = "featurePools/";
+
+    public string Id { get; } = id;
+    public string Name => NamePrefix + Id;
+    /// <summary>The name of the dataset the targets came from.</summary>
+    public string Dataset { get; } = dataset;
+    public int ClassCount { get; } = classCount;
+    public IReadOnlyList<long> ImageShape { get; } = imageShape;
+    public FeaturePoolShard Shard { get; } = shard;
+    // Kept as values: the budget is settled after the tensors may be gone.
+    public long Bytes { get; } = shard.Bytes;
+    public int Networks { get; } = shard.Buffer.Networks;
+    public long TargetCount { get; } = shard.Buffer.Count;
+    public long FeatureCount { get; } = shard.Buffer.FeatureCount;
+
+    protected override void Free() => Shard.Dispose();
+
+    public FeaturePool ToMessage(TimeSpan computeTime) => new()
+    {
+        Name = Name, Dataset = Dataset, Networks = Networks, TargetCount = TargetCount, FeatureCount = FeatureCount, Bytes = Bytes,
+        ComputeTime = Duration.FromTimeSpan(computeTime),
+        ExpireTime = ExpireTime is { } expire ? Timestamp.FromDateTimeOffset(expire) : null,
+    };
+}

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Distill.Adapters.Conversions;
+using Distill.Core.Errors;
+using Distill.Core.FeaturePool;
+using Distill.Core.Kernels;
+using Distill.KernelService.FeaturePools;
+using Distill.Protos.Kernel.V1;
+using Google.Protobuf;
+using Grpc.Core;
+using static TorchSharp.torch;
+using KernelSpec = Distill.Protos.Kernel.V1.KernelSpec;
+
+namespace Distill.KernelService.Grpc;
+
+/// <summary>Feature-pool KIP: pools of target features held here, and steps over their rows.</summary>
+public sealed partial class KernelGrpcService
+{
+    public override Task<FeaturePool> RegisterFeaturePool(RegisterFeaturePoolRequest request, ServerCallContext context)
+    {
+        return compute.RunAsync(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            if (request.Networks is null) throw new InvalidFieldException("networks", "required");
+            Core.Kernels.KernelSpec spec;
+            try { spec = new KernelSpec { RandomFeatures = request.Networks }.ToCore(); }
+            catch (InvalidFieldException e) { throw e.Within("networks", "kernel.random_features"); }
+            var type = request.FeatureType switch
+            {
+                DataType.Unspecified or DataType.Float32 => ScalarType.Float32,
+                DataType.Float64 => ScalarType.Float64,
+                _ => throw new InvalidFieldException("feature_type", $"unknown data type {(int)request.FeatureType}"),
+            };
+            var ttl = LeaseTtl(request.LeaseTtl, "lease_ttl");
+            using var targets = reader.Rows(request.Targets, "targets");
+            var dataset = targets.Dataset;
+            if (dataset.ImageShape.Count != 3)
+                throw new InvalidFieldException("targets.dataset", $"{dataset.Name} has no C x H x W image shape for a ConvNet to read");
+            try { spec.CheckImageShape(dataset.ImageShape[0], dataset.ImageShape[1], dataset.ImageShape[2]); }
+            catch (InvalidFieldException e) { throw e.Within("networks", "kernel"); }
+
+            var features = spec.RandomFeatures!;
+            var source = new RandomFeatureConvKernel(spec with { RandomFeatures = null }, features.Networks, features.Width, features.Seed);
+            long bytes = NetworkFeatureBuffer.SizeOf(source.Networks, targets.Count, source.FeatureCount, type);
+            var id = PoolId(request);
+            var cancellation = context.CancellationToken;
+            var (pool, computed) = pools.Register(id, bytes, () =>
+            {
+                using var scope = NewDisposeScope();
+                var shard = FeaturePoolShard.Compute(source, targets.Split.Features.index_select(0, targets.Index),
+                    targets.Split.Targets.index_select(0, targets.Index), targets.Index.cpu().data<long>().Select(i => targets.Split.Labels[i]).ToArray(),
+                    type, long.MaxValue, (_, _) => cancellation.ThrowIfCancellationRequested());
+                return new HeldFeaturePool(id, dataset.Name, dataset.ClassCount, dataset.ImageShape, shard) { LeaseTtl = ttl };
+            });
+            if (computed) metrics.Computed(nameof(RegisterFeaturePool), source.Networks * targets.Count);
+            return pool.ToMessage(computed ? watch.Elapsed : TimeSpan.Zero);
+        }, context.CancellationToken);
+    }
+
+    public override Task<DropFeaturePoolResponse> DropFeaturePool(DropFeaturePoolRequest request, ServerCallContext context)
+    {
+        pools.Drop(request.Name, "name");
+        return Task.FromResult(new DropFeaturePoolResponse());
+    }
+
+    public override Task<FeaturePoolStepResponse> FeaturePoolStep(FeaturePoolStepRequest request, ServerCallContext context)
+    {
+        return compute.RunAsync(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            using var use = pools.Use(request.Pool, "pool");
+            var pool = use.Resource;
+            using var scope = NewDisposeScope();
+            var support = reader.Images(request.Support, "support");
+            long featureCount = pool.ImageShape.Aggregate(1L, (a, b) => a * b);
+            if (support.Rows.shape[1] != featureCount)
+                throw new InvalidFieldException("support", $"has {support.Rows.shape[1]} features, the pool's images have {featureCount}");
+            if (support.Shape.Length > 2 && !support.Shape.Skip(1).SequenceEqual(pool.ImageShape))
+                throw new InvalidFieldException("support.shape", $"images are [{string.Join(",", support.Shape.Skip(1))}], the pool's are [{string.Join(",", pool.ImageShape)}]");
+            var labels = Labels(request.SupportLabels, "support_labels", support.Rows.shape[0], pool.ClassCount);
+            if (request.Networks.Count == 0) throw new InvalidFieldException("networks", "name at least one of the pool's networks");
+            if (request.Rows.Count == 0) throw new InvalidFieldException("rows", "name at least one of the pool's targets");
+            var loss = request.Loss switch
+            {
+                Protos.Kernel.V1.PoolLoss.Unspecified or Protos.Kernel.V1.PoolLoss.Mse => Core.FeaturePool.PoolLoss.Mse,
+                Protos.Kernel.V1.PoolLoss.Platt => Core.FeaturePool.PoolLoss.Platt,
+                _ => throw new InvalidFieldException("loss", $"unknown loss {(int)request.Loss}"),
+            };
+            if (request.HasLogScale && !double.IsFinite(request.LogScale))
+                throw new InvalidFieldException("log_scale", $"must be finite, got {request.LogScale}");
+            var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
+            long total = request.TotalTargets == 0 ? request.Rows.Count : request.TotalTargets;
+            // Gram entries and the support's features under each sampled network.
+            reader.CheckElements((request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count, "rows x support x networks");
+
+            using var result = pool.Shard.Step(new PoolStepRequest(support.Rows, labels, request.HasLogScale ? request.LogScale : null,
+                request.Networks.ToArray(), request.Rows.ToArray(), total, request.WantLabelGradient, Step: 0), loss, regularization);
+            metrics.Computed(nameof(FeaturePoolStep), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
+            var response = new FeaturePoolStepResponse
+            {
+                Loss = result.Loss, Correct = result.Correct, TargetCount = result.Count,
+                SupportGradient = result.SupportGradient.ToMessage(shape: support.Shape),
+                LogScaleGradient = result.ScaleGradient,
+                ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed),
+            };
+            if (result.LabelGradient is not null) response.LabelGradient = result.LabelGradient.ToMessage();
+            return response;
+        }, context.CancellationToken);
+    }
+
+    /// <summary>A pool's id: a digest of what it holds, so the same registration finds the same pool.</summary>
+    private static string PoolId(RegisterFeaturePoolRequest request)
+    {
+        var what = new RegisterFeaturePoolRequest { Networks = request.Networks, Targets = request.Targets, FeatureType = request.FeatureType };
+        return "fp-" + Convert.ToHexStringLower(SHA256.HashData(what.ToByteArray()))[..24];
+    }
+}

@@ -1,0 +1,138 @@
+using Distill.Adapters.Conversions;
+using Distill.Core.FeaturePool;
+using Distill.Core.Kernels;
+using Distill.Core.Tests;
+using Distill.Protos.Kernel.V1;
+using Google.Rpc;
+using Grpc.Core;
+using static Distill.KernelService.Tests.Messages;
+using static TorchSharp.torch;
+using CoreKernelSpec = Distill.Core.Kernels.KernelSpec;
+using KernelKind = Distill.Core.Kernels.KernelKind;
+using PoolLoss = Distill.Core.FeaturePool.PoolLoss;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace Distill.KernelService.Tests;
+
+/// <summary>
+/// Feature pools over real HTTP/2 on tiny 3 x 8 x 8 images: a target set registered as two
+/// pools (one per half, as a client shards it over two services) gives steps whose summed
+/// results equal one in-process pool over the whole set, to float64 round-off.
+/// </summary>
+public class FeaturePoolServiceTests
+{
+    private static readonly CoreKernelSpec ConvNet3 = new(KernelKind.Nngp, Architecture: KernelArchitecture.ConvNet3,
+        ImageChannels: 3, ImageHeight: 8, ImageWidth: 8);
+    private static readonly long[] ImageShape = [3, 8, 8];
+    private const int Networks = 4, Width = 8, Classes = 2;
+    private const ulong Seed = 7;
+
+    private static RandomFeatureConvSpec NetworksMessage() => ((CoreKernelSpec)(ConvNet3 with { RandomFeatures = new RandomFeatureSpec(Networks, Width, Seed) }))
+        .ToMessage().RandomFeatures;
+
+    private static RegisterFeaturePoolRequest Register(string dataset, long start, long count) => new()
+    {
+        Networks = NetworksMessage(), FeatureType = DataType.Float64,
+        Targets = new DatasetRows { Dataset = dataset, Split = Split.Train, Ranges = { new IndexRange { Start = start, Count = count } } },
+    };
+
+    private static FeaturePoolStepRequest Step(string pool, Tensor support, Tensor labels, int[] networks, long[] rows, long total) => new()
+    {
+        Pool = pool, Support = support.ToMessage(shape: [support.shape[0], .. ImageShape]), SupportLabels = labels.ToMessage(),
+        Networks = { networks }, Rows = { rows }, TotalTargets = total, Loss = Protos.Kernel.V1.PoolLoss.Platt, LogScale = 0.3,
+        Regularization = 1e-2, WantLabelGradient = true,
+    };
+
+    [Fact]
+    public async Task StepsOverTwoRegisteredHalves_SumToTheEnginesStepOverTheWholeSet()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var train = randn(12, 3 * 8 * 8, dtype: ScalarType.Float64, generator: new Generator(1));
+        var dataset = await UploadAsync(server.Client, train, randn(2, 3 * 8 * 8, dtype: ScalarType.Float64), Classes, imageShape: ImageShape);
+        var first = await server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 0, 6));
+        var second = await server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 6, 6));
+        Assert.NotEqual(first.Name, second.Name);
+        Assert.Equal((Networks, 6L), (first.Networks, first.TargetCount));
+
+        var support = randn(3, 3 * 8 * 8, dtype: ScalarType.Float64, generator: new Generator(2));
+        var labels = Labels(3, Classes);
+        int[] networks = [0, 2];
+        // Targets 1, 3 (first half) and 7, 10 (second half, positions 1 and 4 there).
+        var a = await server.Client.FeaturePoolStepAsync(Step(first.Name, support, labels, networks, [1, 3], 4));
+        var b = await server.Client.FeaturePoolStepAsync(Step(second.Name, support, labels, networks, [1, 4], 4));
+
+        var source = new RandomFeatureConvKernel(ConvNet3, Networks, Width, Seed);
+        using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12), Enumerable.Range(0, 12).Select(i => i % Classes).ToArray(),
+            ScalarType.Float64, long.MaxValue);
+        using var engine = whole.Step(new PoolStepRequest(support, labels, 0.3, networks, [1, 3, 7, 10], 4, true, 0), PoolLoss.Platt, 1e-2);
+
+        Assert.Equal(engine.Loss, a.Loss + b.Loss, 1e-10);
+        Assert.Equal(engine.Correct, a.Correct + b.Correct);
+        Assert.Equal(engine.ScaleGradient, a.LogScaleGradient + b.LogScaleGradient, 1e-10);
+        Assert.Equal(new long[] { 3, 3, 8, 8 }, a.SupportGradient.Shape.ToArray());
+        TensorAssert.Close(engine.SupportGradient, a.SupportGradient.ToTorch().reshape(3, -1).add(b.SupportGradient.ToTorch().reshape(3, -1)), 1e-10, "support gradient");
+        TensorAssert.Close(engine.LabelGradient!, a.LabelGradient.ToTorch().add(b.LabelGradient.ToTorch()), 1e-10, "label gradient");
+        Assert.True(engine.SupportGradient.abs().max().item<double>() > 0, "a zero gradient would make the comparison empty");
+    }
+
+    [Fact]
+    public async Task RegisteringTheSamePoolAgain_ReturnsTheHeldOneWithoutComputing()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var dataset = await UploadAsync(server.Client, randn(8, 192, dtype: ScalarType.Float64), randn(2, 192, dtype: ScalarType.Float64), Classes, imageShape: ImageShape);
+
+        var first = await server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 0, 8));
+        var again = await server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 0, 8));
+        var info = await server.Client.GetServerInfoAsync(new GetServerInfoRequest());
+
+        Assert.Equal(first.Name, again.Name);
+        Assert.True(first.ComputeTime.ToTimeSpan() > TimeSpan.Zero);
+        Assert.Equal(TimeSpan.Zero, again.ComputeTime.ToTimeSpan());
+        Assert.Equal((1, first.Bytes), (info.FeaturePoolCount, info.FeaturePoolBytes));
+        Assert.Equal(Networks * 8L * first.FeatureCount * 8, first.Bytes);
+
+        await server.Client.DropFeaturePoolAsync(new DropFeaturePoolRequest { Name = first.Name });
+        var gone = await FailsAsync(() => server.Client.FeaturePoolStepAsync(Step(first.Name, randn(1, 192, dtype: ScalarType.Float64), Labels(1, Classes), [0], [0], 1)).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+        Assert.Equal(0, (await server.Client.GetServerInfoAsync(new GetServerInfoRequest())).FeaturePoolBytes);
+    }
+
+    [Fact]
+    public async Task BadRequests_AreRefusedNamingTheFieldOrTheLimit()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:MaxFeaturePoolBytes"] = "2000" });
+        var dataset = await UploadAsync(server.Client, randn(8, 192, dtype: ScalarType.Float64), randn(2, 192, dtype: ScalarType.Float64), Classes, imageShape: ImageShape);
+        var pool = await server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 0, 2));
+        var support = randn(2, 192, dtype: ScalarType.Float64);
+
+        async Task Refused(string field, Func<Task> call)
+        {
+            var e = await FailsAsync(call);
+            Assert.True(e.StatusCode == StatusCode.InvalidArgument, $"{field}: {e.StatusCode} {e.Status.Detail}");
+            Assert.Equal(field, Assert.Single(e.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
+        }
+        await Refused("networks", () => server.Client.FeaturePoolStepAsync(Step(pool.Name, support, Labels(2, Classes), [Networks], [0], 1)).ResponseAsync);
+        await Refused("rows", () => server.Client.FeaturePoolStepAsync(Step(pool.Name, support, Labels(2, Classes), [0], [2], 1)).ResponseAsync);
+        await Refused("total_targets", () => server.Client.FeaturePoolStepAsync(Step(pool.Name, support, Labels(2, Classes), [0], [0, 1], 1)).ResponseAsync);
+        await Refused("support_labels", () => server.Client.FeaturePoolStepAsync(Step(pool.Name, support, Labels(3, Classes), [0], [0], 1)).ResponseAsync);
+        await Refused("support.shape", () =>
+        {
+            var request = Step(pool.Name, support, Labels(2, Classes), [0], [0], 1);
+            request.Support = support.ToMessage(shape: [2, 1, 8, 24]);
+            return server.Client.FeaturePoolStepAsync(request).ResponseAsync;
+        });
+        await Refused("networks.width", () =>
+        {
+            var request = Register(dataset.Name, 0, 2);
+            request.Networks.Width = 0;
+            return server.Client.RegisterFeaturePoolAsync(request).ResponseAsync;
+        });
+
+        // 4 networks x 8 targets x 8 features x 8 bytes, beside the first pool's 512 bytes, is over the 2000-byte budget: refused before computing.
+        var budget = await FailsAsync(() => server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 0, 8)).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, budget.StatusCode);
+        Assert.Equal("KernelService:MaxFeaturePoolBytes", Assert.Single(budget.GetRpcStatus()!.GetDetail<QuotaFailure>()!.Violations).Subject);
+    }
+
+    private static Tensor CenteredTargets(int rows) => Labels(rows, Classes);
+}
