@@ -1,6 +1,7 @@
 using Distill.Core.Data;
 using Distill.Core.Errors;
 using Distill.Protos.Kernel.V1;
+using CorePoolLoss = Distill.Core.FeaturePool.PoolLoss;
 using CoreSolveMethod = Distill.Core.Regression.SolveMethod;
 
 namespace Distill.Adapters.Conversions;
@@ -8,6 +9,15 @@ namespace Distill.Adapters.Conversions;
 /// <summary>The API's enums to and from the engine's names for the same things.</summary>
 public static class EnumMessages
 {
+    public static CorePoolLoss ToCore(this PoolLoss loss, string field = "loss") => loss switch
+    {
+        PoolLoss.Unspecified or PoolLoss.Mse => CorePoolLoss.Mse,
+        PoolLoss.Platt => CorePoolLoss.Platt,
+        _ => throw new InvalidFieldException(field, $"unknown loss {(int)loss}"),
+    };
+
+    public static PoolLoss ToMessage(this CorePoolLoss loss) => loss == CorePoolLoss.Platt ? PoolLoss.Platt : PoolLoss.Mse;
+
     public static SolveMethod ToMessage(this CoreSolveMethod method) => method switch
     {
         CoreSolveMethod.Cholesky => SolveMethod.Cholesky,

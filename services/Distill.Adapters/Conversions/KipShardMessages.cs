@@ -1,4 +1,5 @@
 using Distill.Core.Distillation;
+using Distill.Core.FeaturePool;
 using Distill.Protos.Kernel.V1;
 
 namespace Distill.Adapters.Conversions;
@@ -20,6 +21,21 @@ public static class KipShardMessages
             SupportGradient = gradient.dim() == 2 ? gradient : Flattened(gradient),
             LabelGradient = response.LabelGradient?.ToTorch("label_gradient", allowNonFinite: true),
             Method = response.SolveMethod.ToCore(),
+        };
+    }
+
+    /// <summary>A feature-pool step's response as the engine's result, as <see cref="ToResult(KipShardStepResponse)"/> does.</summary>
+    public static PoolStepResult ToResult(this FeaturePoolStepResponse response)
+    {
+        var gradient = response.SupportGradient.ToTorch("support_gradient", allowNonFinite: true);
+        return new()
+        {
+            Loss = response.Loss,
+            Correct = response.Correct,
+            Count = response.TargetCount,
+            SupportGradient = gradient.dim() == 2 ? gradient : Flattened(gradient),
+            LabelGradient = response.LabelGradient?.ToTorch("label_gradient", allowNonFinite: true),
+            ScaleGradient = response.LogScaleGradient,
         };
     }
 

@@ -165,38 +165,53 @@ public sealed class FeaturePoolDistiller : IDisposable
     public async Task<PoolStepReport> TakeStepAsync(CancellationToken cancellation)
     {
         var watch = Stopwatch.StartNew();
-        using var scope = NewDisposeScope();
         int[] networks = Options.FreshNetworks ? Enumerable.Range(0, Options.PoolSample).ToArray() : SampleNetworks(Step);
         var rows = _batchSampler.Sample(Options.TargetBatch, Step);
         bool learnLabels = _labelOptimizer is not null;
 
+        // No dispose scope spans the await (scopes belong to a thread): these are disposed by hand.
         // With mirroring the backend sees 2n images; the chain rule back to the n learned ones runs here.
         var xs = SupportImages.detach().requires_grad_(Options.Mirror);
         var ys = SupportLabels.detach().requires_grad_(Options.Mirror && learnLabels);
         var (kernelImages, kernelLabels) = Options.Mirror ? Mirrored(xs, ys) : (xs, ys);
-        double? logScale = _logScale?.item<double>();
-        using var result = await _backend.StepAsync(
-            new PoolStepRequest(kernelImages.detach(), kernelLabels.detach(), logScale, networks, rows, rows.Length, learnLabels, Step), cancellation);
-        var (imageGradient, labelGradient) = (result.SupportGradient, result.LabelGradient);
-        if (Options.Mirror)
+        try
         {
-            var outputs = learnLabels ? new List<Tensor> { kernelImages, kernelLabels } : [kernelImages];
-            var inputs = learnLabels ? new List<Tensor> { xs, ys } : [xs];
-            var cotangents = learnLabels ? new List<Tensor> { result.SupportGradient, result.LabelGradient! } : [result.SupportGradient];
-            var folded = torch.autograd.grad(outputs, inputs, cotangents);
-            (imageGradient, labelGradient) = (folded[0], learnLabels ? folded[1] : null);
+            using var sentImages = kernelImages.detach();
+            using var sentLabels = kernelLabels.detach();
+            using var result = await _backend.StepAsync(new PoolStepRequest(sentImages, sentLabels, _logScale?.item<double>(), networks, rows,
+                rows.Length, learnLabels, Step), cancellation);
+            using var scope = NewDisposeScope();
+            var (imageGradient, labelGradient) = (result.SupportGradient, result.LabelGradient);
+            if (Options.Mirror)
+            {
+                var outputs = learnLabels ? new List<Tensor> { kernelImages, kernelLabels } : [kernelImages];
+                var inputs = learnLabels ? new List<Tensor> { xs, ys } : [xs];
+                var cotangents = learnLabels ? new List<Tensor> { result.SupportGradient, result.LabelGradient! } : [result.SupportGradient];
+                var folded = torch.autograd.grad(outputs, inputs, cotangents);
+                (imageGradient, labelGradient) = (folded[0], learnLabels ? folded[1] : null);
+            }
+            if (!double.IsFinite(result.Loss) || !double.IsFinite(result.ScaleGradient) || !IsFinite(imageGradient) || (labelGradient is not null && !IsFinite(labelGradient)))
+                throw new DivergenceException(Step + 1, $"the loss or its gradient became {result.Loss} / non-finite at step {Step + 1}");
+            _imageOptimizer.Step(SupportImages, imageGradient);
+            if (_labelOptimizer is not null) _labelOptimizer.Step(SupportLabels, labelGradient!);
+            if (_logScale is not null)
+            {
+                var scaleGradient = tensor(new[] { result.ScaleGradient }, dtype: ScalarType.Float64, device: _logScale.device);
+                _scaleOptimizer!.Step(_logScale, scaleGradient);
+            }
+            Step++;
+            return new PoolStepReport(Step, result.Loss, (double)result.Correct / result.Count, watch.Elapsed);
         }
-        if (!double.IsFinite(result.Loss) || !double.IsFinite(result.ScaleGradient) || !IsFinite(imageGradient) || (labelGradient is not null && !IsFinite(labelGradient)))
-            throw new DivergenceException(Step + 1, $"the loss or its gradient became {result.Loss} / non-finite at step {Step + 1}");
-        _imageOptimizer.Step(SupportImages, imageGradient);
-        if (_labelOptimizer is not null) _labelOptimizer.Step(SupportLabels, labelGradient!);
-        if (_logScale is not null)
+        finally
         {
-            using var scaleGradient = tensor(new[] { result.ScaleGradient }, dtype: ScalarType.Float64, device: _logScale.device);
-            _scaleOptimizer!.Step(_logScale, scaleGradient);
+            if (Options.Mirror)
+            {
+                kernelImages.Dispose();
+                kernelLabels.Dispose();
+            }
+            xs.Dispose();
+            ys.Dispose();
         }
-        Step++;
-        return new PoolStepReport(Step, result.Loss, (double)result.Correct / result.Count, watch.Elapsed);
     }
 
     private static bool IsFinite(Tensor t) => t.isfinite().all().item<bool>();

@@ -41,13 +41,34 @@ public sealed record FeaturePoolSummary
     public required IReadOnlyDictionary<string, string> Outputs { get; init; }
 }
 
+/// <summary>How a feature-pool run is computed, checkpointed and reported; the defaults run everything in this process.</summary>
+public sealed record FeaturePoolRunSettings
+{
+    /// <summary>Test images of the exact evaluation: a fixed class-balanced subset of this size (0: the whole split).</summary>
+    public int TestSubset { get; init; }
+    /// <summary>Continue from the newest good checkpoint in the output folder, when there is one.</summary>
+    public bool Resume { get; init; }
+    /// <summary>Steps between checkpoints (0: a twentieth of the run); each validation writes one too.</summary>
+    public long CheckpointEvery { get; init; }
+    /// <summary>Also score the support under the held-out networks on the test images (baseline and end).</summary>
+    public bool HeldOutTest { get; init; } = true;
+    /// <summary>Where the pool's target features live and steps are computed (null: this process).</summary>
+    public IFeaturePoolBackend? Backend { get; init; }
+    /// <summary>The exact kernel's test evaluation of a support (n x d) and labels (null: in this process).</summary>
+    public Func<Tensor, Tensor, CancellationToken, Task<EvaluationResult>>? EvaluateExact { get; init; }
+    /// <summary>A snapshot of the support with every checkpoint, and at the start.</summary>
+    public SnapshotPolicy? Snapshots { get; init; }
+    public Action<RunEvent>? Report { get; init; }
+}
+
 /// <summary>
 /// A whole feature-pool KIP run: set-up, the baseline (the initial random real support), steps
 /// with held-out validation, the best validated step restored, the final evaluation with the
-/// exact kernel (on a fixed class-balanced test subset when <paramref name="testSubset"/> is
-/// positive) and the held-out networks, and the outputs of a KIP run (distilled.safetensors,
-/// distilled.png, summary.json), with checkpoints to resume from. With mirroring, evaluations
-/// and outputs hold the 2n images the kernel sees (<see cref="MirroredSupport"/>).
+/// exact kernel (on a fixed class-balanced test subset when asked) and the held-out networks,
+/// and the outputs of a KIP run (distilled.safetensors, distilled.png, summary.json), with
+/// checkpoints to resume from. With mirroring, evaluations and outputs hold the 2n images the
+/// kernel sees (<see cref="MirroredSupport"/>). The same loop serves the command line and the
+/// distiller service, whose backend shards the pool over kernel services.
 /// </summary>
 public static class FeaturePoolRun
 {
@@ -57,39 +78,64 @@ public static class FeaturePoolRun
     /// </summary>
     public const int ExactBlockRows = 200;
 
-    /// <param name="resume">Continue from the newest good checkpoint in <paramref name="outputDirectory"/>, when there is one.</param>
+    /// <summary>The run in this process (the in-process backend completes synchronously).</summary>
     public static FeaturePoolSummary Execute(PreparedDataset data, FeaturePoolOptions options, string outputDirectory, int testSubset,
-        Action<string> log, CancellationToken cancellation = default, bool resume = false)
+        Action<string> log, CancellationToken cancellation = default, bool resume = false) =>
+        ExecuteAsync(data, options, outputDirectory, new FeaturePoolRunSettings { TestSubset = testSubset, Resume = resume }, log, cancellation)
+            .GetAwaiter().GetResult();
+
+    public static async Task<FeaturePoolSummary> ExecuteAsync(PreparedDataset data, FeaturePoolOptions options, string outputDirectory,
+        FeaturePoolRunSettings settings, Action<string> log, CancellationToken cancellation = default)
     {
         options.Validate();
         Directory.CreateDirectory(outputDirectory);
-        using var saved = resume
-            ? CheckpointFiles.LoadNewestGood(outputDirectory, FeaturePoolCheckpoint.Load, (file, reason) => log($"checkpoint {file} not usable: {reason}"))
+        AtomicFile.DeleteLeftovers(outputDirectory);
+        if (settings.Snapshots is { } policy) AtomicFile.DeleteLeftovers(policy.Folder);
+        var report = settings.Report;
+        using var saved = settings.Resume
+            ? CheckpointFiles.LoadNewestGood(outputDirectory, FeaturePoolCheckpoint.Load, (file, reason) =>
+            {
+                log($"checkpoint {file} not usable: {reason}");
+                report?.Invoke(new CheckpointRejected(file, reason));
+            })
             : null;
         saved?.CheckCompatible(data, options);
         var exact = options.Kernel.Create();
-        using var distiller = new FeaturePoolDistiller(data, options, log);
+        using var distiller = settings.Backend is null
+            ? new FeaturePoolDistiller(data, options, log)
+            : await FeaturePoolDistiller.CreateAsync(data, options, settings.Backend, log, cancellation);
         log(string.Create(CultureInfo.InvariantCulture,
             $"set-up {distiller.SetupSeconds:F1} s; feature buffer {distiller.BufferBytes / 1048576.0:F1} MiB; {distiller.TargetCount} targets, {distiller.ValidationCount} validation images"));
 
-        using var scope = NewDisposeScope();
-        var (testImages, testLabels, testTargets) = TestSplit(data, testSubset, options.Seed);
-        int testCount = testLabels.Length;
+        // No dispose scope here: this method awaits, and scopes belong to a thread.
+        using var test = TestSet.Of(data, settings.TestSubset, options.Seed);
+        var evaluateExact = settings.EvaluateExact ?? ((support, labels, _) =>
+            Task.FromResult(KrrEvaluator.Evaluate(exact, support, labels, test.Images, test.Labels, test.Targets, options.Regularization, ExactBlockRows)));
+        var kipOptions = ToKipOptions(options);
 
-        PoolEvaluation Evaluate(string what)
+        async Task<PoolEvaluation> Evaluate(string what, long step)
         {
             var watch = Stopwatch.StartNew();
-            var h = options.HeldOutNetworks > 0 ? distiller.EvaluateHeldOut(testImages, testTargets) : (double.NaN, double.NaN);
-            log(string.Create(CultureInfo.InvariantCulture, $"{what}: held-out {options.HeldOutNetworks} networks test_accuracy {h.Item1:F4} on {testCount} test images; exact kernel next"));
+            var h = settings.HeldOutTest && options.HeldOutNetworks > 0 ? distiller.EvaluateHeldOut(test.Images, test.Targets) : (double.NaN, double.NaN);
+            log(string.Create(CultureInfo.InvariantCulture, $"{what}: held-out {options.HeldOutNetworks} networks test_accuracy {h.Item1:F4} on {test.Labels.Length} test images; exact kernel next"));
             var (support, labels) = distiller.KernelSupport();
             using (support)
             using (labels)
             {
-                var e = KrrEvaluator.Evaluate(exact, support, labels, testImages, testLabels, testTargets, options.Regularization, ExactBlockRows);
+                var e = await evaluateExact(support, labels, cancellation);
                 log(string.Create(CultureInfo.InvariantCulture,
-                    $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {testCount} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
-                return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, testCount);
+                    $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {e.Count} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
+                report?.Invoke(new EvaluationCompleted(step, e));
+                return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, e.Count);
             }
+        }
+        string? Snapshot()
+        {
+            if (settings.Snapshots is null) return null;
+            var (images, labels) = distiller.KernelSupport();
+            using (images)
+            using (labels)
+                return LocalRun.WriteSnapshot(images, labels, SupportClasses(distiller), distiller.Step, kipOptions, data, settings.Snapshots);
         }
 
         PoolEvaluation baseline;
@@ -100,10 +146,13 @@ public static class FeaturePoolRun
             distiller.Restore(saved.Tensors, saved.Step, saved.BestStep, saved.BestValidationAccuracy);
             (baseline, curve, priorSeconds) = (saved.Baseline, saved.Curve.ToList(), saved.TrainingSeconds);
             log(string.Create(CultureInfo.InvariantCulture, $"resumed from step {saved.Step} (best validation {saved.BestValidationAccuracy:F4} at step {saved.BestStep})"));
+            report?.Invoke(new RunStarted(saved.Step, options.Steps, Resumed: true));
         }
         else
         {
-            baseline = Evaluate("baseline (initial random real support)");
+            report?.Invoke(new RunStarted(0, options.Steps, Resumed: false));
+            Snapshot();
+            baseline = await Evaluate("baseline (initial random real support)", 0);
             curve = [];
             if (options.ValidateEvery > 0)
             {
@@ -124,27 +173,31 @@ public static class FeaturePoolRun
                 Tensors = state, Baseline = baseline, Curve = curve, TrainingSeconds = TrainingSeconds(),
                 Options = options, DatasetName = data.Name, TrainCount = data.TrainImages.shape[0],
             };
-            checkpoint.Save(Path.Combine(outputDirectory, CheckpointFiles.Latest), Path.Combine(outputDirectory, CheckpointFiles.Previous));
+            var path = Path.Combine(outputDirectory, CheckpointFiles.Latest);
+            checkpoint.Save(path, Path.Combine(outputDirectory, CheckpointFiles.Previous));
+            report?.Invoke(new CheckpointWritten(distiller.Step, path, Snapshot()));
         }
-        long every = Math.Max(1, options.Steps / 20);
+        long every = settings.CheckpointEvery > 0 ? settings.CheckpointEvery : Math.Max(1, options.Steps / 20);
         long stepsBefore = distiller.Step;
         try
         {
             while (distiller.Step < options.Steps)
             {
                 cancellation.ThrowIfCancellationRequested();
-                var report = distiller.TakeStep();
+                var stepReport = await distiller.TakeStepAsync(cancellation);
+                double stepsPerSecond = (stepReport.Step - stepsBefore) / training.Elapsed.TotalSeconds;
+                report?.Invoke(new StepCompleted(stepReport.Step, options.Steps, stepReport.Loss, stepsPerSecond));
                 double validation = double.NaN;
-                if (options.ValidateEvery > 0 && (report.Step % options.ValidateEvery == 0 || report.Step == options.Steps))
+                if (options.ValidateEvery > 0 && (stepReport.Step % options.ValidateEvery == 0 || stepReport.Step == options.Steps))
                     validation = distiller.Validate();
-                if (report.Step % every == 0 || report.Step == options.Steps || !double.IsNaN(validation))
+                if (stepReport.Step % every == 0 || stepReport.Step == options.Steps || !double.IsNaN(validation))
                 {
-                    curve.Add(new(report.Step, report.Loss, validation));
+                    curve.Add(new(stepReport.Step, stepReport.Loss, validation));
                     Checkpoint();
                     var validated = double.IsNaN(validation) ? "" : string.Create(CultureInfo.InvariantCulture,
                         $" validation {validation:F4} (best {distiller.BestValidationAccuracy:F4} at step {distiller.BestStep})");
                     log(string.Create(CultureInfo.InvariantCulture,
-                        $"step {report.Step}/{options.Steps} loss {report.Loss:E4} batch_acc {report.TargetAccuracy:F3} {(report.Step - stepsBefore) / training.Elapsed.TotalSeconds:F2} steps/s{validated}"));
+                        $"step {stepReport.Step}/{options.Steps} loss {stepReport.Loss:E4} batch_acc {stepReport.TargetAccuracy:F3} {stepsPerSecond:F2} steps/s{validated}"));
                 }
             }
         }
@@ -158,19 +211,14 @@ public static class FeaturePoolRun
         long chosen = options.ValidateEvery > 0 ? distiller.BestStep : distiller.Step;
         distiller.RestoreBest();
         log(string.Create(CultureInfo.InvariantCulture, $"chosen step {chosen} (held-out validation {distiller.BestValidationAccuracy:F4})"));
-        var final = Evaluate($"distilled (step {chosen})");
+        var final = await Evaluate($"distilled (step {chosen})", chosen);
 
-        var kipOptions = new KipOptions
-        {
-            Kernel = options.Kernel with { RandomFeatures = new RandomFeatureSpec(options.PoolSample, options.Width, options.NetworkSeed) },
-            SupportPerClass = options.SupportPerClass, Steps = options.Steps, LearningRate = options.LearningRate,
-            TargetBatch = options.TargetBatch, LearnLabels = options.LearnLabels, Initialization = options.Initialization,
-            Regularization = options.Regularization, Seed = options.Seed,
-        };
         // The set the kernel scores: with mirroring, the learned images and their mirror images.
         var (images, labels) = distiller.KernelSupport();
-        var classes = options.Mirror ? MirroredSupport.Classes(distiller.SupportClasses) : distiller.SupportClasses;
-        var outputs = LocalRun.WriteOutputs(images, labels, classes, chosen, kipOptions, data, outputDirectory);
+        using var disposeImages = images;
+        using var disposeLabels = labels;
+        var outputs = LocalRun.WriteOutputs(images, labels, SupportClasses(distiller), chosen, kipOptions, data, outputDirectory);
+
         var summary = new FeaturePoolSummary
         {
             Dataset = data.Name,
@@ -185,7 +233,7 @@ public static class FeaturePoolRun
             TrainingSeconds = trainingSeconds,
             SecondsPerStep = distiller.Step == 0 ? 0 : trainingSeconds / distiller.Step,
             BufferBytes = distiller.BufferBytes,
-            TestSubset = testCount,
+            TestSubset = final.TestCount,
             Baseline = baseline,
             Final = final,
             Curve = curve,
@@ -197,14 +245,38 @@ public static class FeaturePoolRun
         return summary;
     }
 
-    /// <summary>The test split, or a fixed class-balanced subset of it of the given size.</summary>
-    private static (Tensor Images, int[] Labels, Tensor Targets) TestSplit(PreparedDataset data, int subset, int seed)
+    /// <summary>The classes of the support as the kernel sees it.</summary>
+    private static int[] SupportClasses(FeaturePoolDistiller distiller) =>
+        distiller.Options.Mirror ? MirroredSupport.Classes(distiller.SupportClasses) : distiller.SupportClasses;
+
+    /// <summary>The settings written beside a distilled set: a KIP run with the random-feature kernel of one step's networks.</summary>
+    private static KipOptions ToKipOptions(FeaturePoolOptions options) => new()
     {
-        if (subset <= 0 || subset >= data.TestLabels.Length)
-            return (data.TestImages, data.TestLabels, data.TestTargets);
-        var rows = new TargetSampler(data.TestLabels, data.ClassCount, seed).Sample(subset, step: -4, stream: 4);
-        Array.Sort(rows);
-        var index = tensor(rows, device: data.TestImages.device);
-        return (data.TestImages.index_select(0, index), rows.Select(i => data.TestLabels[i]).ToArray(), data.TestTargets.index_select(0, index));
+        Kernel = options.Kernel with { RandomFeatures = new RandomFeatureSpec(options.PoolSample, options.Width, options.NetworkSeed) },
+        SupportPerClass = options.SupportPerClass, Steps = options.Steps, LearningRate = options.LearningRate,
+        TargetBatch = options.TargetBatch, LearnLabels = options.LearnLabels, Initialization = options.Initialization,
+        Regularization = options.Regularization, Seed = options.Seed,
+    };
+
+    /// <summary>The test split, or a fixed class-balanced subset of it of the given size (whose tensors it owns).</summary>
+    private sealed record TestSet(Tensor Images, int[] Labels, Tensor Targets, bool Owned) : IDisposable
+    {
+        public static TestSet Of(PreparedDataset data, int subset, int seed)
+        {
+            if (subset <= 0 || subset >= data.TestLabels.Length)
+                return new TestSet(data.TestImages, data.TestLabels, data.TestTargets, Owned: false);
+            var rows = new TargetSampler(data.TestLabels, data.ClassCount, seed).Sample(subset, step: -4, stream: 4);
+            Array.Sort(rows);
+            using var index = tensor(rows, device: data.TestImages.device);
+            return new TestSet(data.TestImages.index_select(0, index), rows.Select(i => data.TestLabels[i]).ToArray(),
+                data.TestTargets.index_select(0, index), Owned: true);
+        }
+
+        public void Dispose()
+        {
+            if (!Owned) return;
+            Images.Dispose();
+            Targets.Dispose();
+        }
     }
 }

@@ -48,6 +48,9 @@ public sealed class DistillerOptions
     /// <summary>Deadline of one kernel call.</summary>
     public double CallTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>Deadline of registering one shard of a feature pool: computing its target features can take many minutes on CPUs.</summary>
+    public double FeaturePoolTimeoutSeconds { get; set; } = 3600;
+
     /// <summary>
     /// TorchSharp threads of the distiller itself. Its tensor work is small (Adam on the
     /// support set); more threads would only spin beside the kernel services on the same cores.

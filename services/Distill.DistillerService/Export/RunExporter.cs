@@ -26,6 +26,9 @@ public sealed class RunExporter(RunStore store, RunSnapshots snapshots, DatasetC
         string distilled;
         long at;
         string target;
+        // A feature-pool run's checkpoint is not a KIP state; it writes a snapshot with each one.
+        if (step is null && run.State != RunState.Succeeded && run.Spec.FeaturePool is not null && snapshots.Steps(id) is [.., var newest])
+            step = newest;
         if (step is { } requested)
         {
             distilled = snapshots.Require(id, requested);

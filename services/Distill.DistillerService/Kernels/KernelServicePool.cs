@@ -239,6 +239,19 @@ public sealed class KernelServicePool : IAsyncDisposable
         }));
     }
 
+    /// <summary>Drops a feature pool (best effort: a service that is away lets its lease end it).</summary>
+    public async Task DropFeaturePoolAsync(KernelEndpoint endpoint, string name)
+    {
+        try
+        {
+            await endpoint.Client.DropFeaturePoolAsync(new DropFeaturePoolRequest { Name = name }, _headers, DateTime.UtcNow.AddSeconds(5));
+            _logger.LogInformation("Dropped {Name} on {Address}", name, endpoint.Address);
+        }
+        catch (RpcException)
+        {
+        }
+    }
+
     private Task<string> DatasetNameAsync(KernelEndpoint endpoint, DatasetReference dataset) =>
         Cached(_registrations, (endpoint.Address, dataset.Key), () => Register(endpoint, dataset));
 

@@ -16,11 +16,8 @@ namespace Distill.DistillerService.Kernels;
 /// <summary>
 /// KIP's kernel arithmetic on kernel services. A target batch is cut into one contiguous
 /// shard per service and the shards' results are summed in shard order, so the result is
-/// the same whichever services end up computing them. A shard whose service is away
-/// (UNAVAILABLE, DEADLINE_EXCEEDED, or busy past its retries) moves to the next one; when
-/// none answers, a run's backend reports itself unavailable and probes until one returns,
-/// while a backend without <paramref name="availabilityChanged"/> (an evaluation) fails
-/// with UNAVAILABLE. Any other error fails at once with a message naming the service and why.
+/// the same whichever services end up computing them. A shard whose service is away moves
+/// to the next one (<see cref="KernelFailover"/>).
 /// </summary>
 public sealed class RemoteKipBackend(
     KernelServicePool pool,
@@ -36,8 +33,7 @@ public sealed class RemoteKipBackend(
     ILogger logger) : IKipBackend
 {
     private readonly KernelSpec _kernel = kernel.ToMessage();
-    private readonly Lock _pauseLock = new();
-    private Task? _waitForService;
+    private readonly KernelFailover _failover = new(pool, dataset, availabilityChanged, probeInterval, time, logger);
 
     public async Task<KipShardResult> StepAsync(Tensor supportImages, Tensor supportLabels, long[] targetIndices, bool wantLabelGradient,
         CancellationToken cancellation)
@@ -45,7 +41,7 @@ public sealed class RemoteKipBackend(
         var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
         var shards = Shards(targetIndices.Length);
-        var calls = shards.Select((range, i) => OnAnyAsync(i, async (endpoint, name, options) =>
+        var calls = shards.Select((range, i) => _failover.OnAnyAsync(i, async (endpoint, name, options) =>
         {
             var request = new KipShardStepRequest
             {
@@ -119,7 +115,7 @@ public sealed class RemoteKipBackend(
     {
         var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
-        var response = await OnAnyAsync(0, (endpoint, name, options) => endpoint.Client.EvaluateKrrAsync(new EvaluateKrrRequest
+        var response = await _failover.OnAnyAsync(0, (endpoint, name, options) => endpoint.Client.EvaluateKrrAsync(new EvaluateKrrRequest
         {
             Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, Dataset = name, Split = Split.Test,
         }, options).ResponseAsync, cancellation);
@@ -129,7 +125,7 @@ public sealed class RemoteKipBackend(
     public async Task<Tensor> SolveLabelsAsync(Tensor supportImages, CancellationToken cancellation)
     {
         var support = Shaped(supportImages);
-        var responses = await Task.WhenAll(Shards(trainCount).Select((range, i) => OnAnyAsync(i, (endpoint, name, options) =>
+        var responses = await Task.WhenAll(Shards(trainCount).Select((range, i) => _failover.OnAnyAsync(i, (endpoint, name, options) =>
             endpoint.Client.LabelSolveShardAsync(new LabelSolveShardRequest
             {
                 Kernel = _kernel, Support = support,
@@ -145,81 +141,5 @@ public sealed class RemoteKipBackend(
     /// <summary>The engine's flattened support set as images, N x C x H x W, as the API sends them.</summary>
     private TensorMessage Shaped(Tensor supportImages) => supportImages.ToMessage(shape: [supportImages.shape[0], .. imageShape]);
 
-    /// <summary>Contiguous shards, one per service (fewer when there are fewer rows).</summary>
-    private List<(int Start, int Count)> Shards(long rows)
-    {
-        var count = (int)Math.Max(1, Math.Min(pool.Endpoints.Count, rows));
-        var shards = new List<(int, int)>();
-        for (int i = 0; i < count; i++)
-        {
-            var start = (int)(rows * i / count);
-            shards.Add((start, (int)(rows * (i + 1) / count) - start));
-        }
-        return shards;
-    }
-
-    /// <summary>The call on the shard's own service, else on the others in turn, else after waiting for any to return.</summary>
-    private async Task<T> OnAnyAsync<T>(int preferred, Func<KernelEndpoint, string, CallOptions, Task<T>> call,
-        CancellationToken cancellation)
-    {
-        while (true)
-        {
-            // Read again after each wait: the services may have changed meanwhile.
-            var endpoints = pool.Endpoints;
-            RpcException? last = null;
-            for (int offset = 0; offset < endpoints.Count; offset++)
-            {
-                var endpoint = endpoints[(preferred + offset) % endpoints.Count];
-                try
-                {
-                    return await pool.CallAsync(endpoint, dataset, call, cancellation);
-                }
-                catch (RpcException) when (cancellation.IsCancellationRequested)
-                {
-                    throw new OperationCanceledException(cancellation);
-                }
-                // A service that cancels a call it was not asked to cancel is going away too.
-                catch (RpcException e) when (KernelErrors.IsRetryable(e) || e.StatusCode == StatusCode.Cancelled)
-                {
-                    logger.LogWarning("Kernel service {Address} failed: {Status}", endpoint.Address, e.Status);
-                    last = e;
-                }
-                catch (RpcException e)
-                {
-                    throw new KernelServiceException(KernelErrors.Describe(endpoint.Address, e), e);
-                }
-            }
-            if (availabilityChanged is null)
-                throw new RpcException(new Status(StatusCode.Unavailable,
-                    endpoints.Count == 0 ? "no kernel service is known" : $"no kernel service answered; the last: {last?.Status.Detail}"));
-            await WaitForAnyServiceAsync(cancellation);
-        }
-    }
-
-    private Task WaitForAnyServiceAsync(CancellationToken cancellation)
-    {
-        lock (_pauseLock)
-        {
-            if (_waitForService is { IsCompleted: false } waiting) return waiting.WaitAsync(cancellation);
-            _waitForService = Probe(cancellation);
-            return _waitForService;
-        }
-    }
-
-    private async Task Probe(CancellationToken cancellation)
-    {
-        availabilityChanged?.Invoke(false);
-        while (true)
-        {
-            foreach (var endpoint in pool.Endpoints)
-            {
-                if (await pool.IsReachableAsync(endpoint, cancellation))
-                {
-                    availabilityChanged?.Invoke(true);
-                    return;
-                }
-            }
-            await Task.Delay(probeInterval, time, cancellation);
-        }
-    }
+    private List<(int Start, int Count)> Shards(long rows) => KernelFailover.Shards(rows, pool.Endpoints.Count);
 }

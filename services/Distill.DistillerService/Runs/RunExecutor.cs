@@ -1,4 +1,5 @@
 using Distill.Adapters.Conversions;
+using Distill.Core.FeaturePool;
 using Distill.Core.Runs;
 using Distill.DistillerService.Configuration;
 using Distill.DistillerService.Datasets;
@@ -11,9 +12,9 @@ using RunEvent = Distill.Protos.Distiller.V1.RunEvent;
 namespace Distill.DistillerService.Runs;
 
 /// <summary>
-/// Computes one run: the engine's own loop (<see cref="LocalRun"/>) over kernel services,
-/// from its latest checkpoint, keeping snapshots, with each engine event turned into the
-/// run's progress and events. The dataset is held on the kernel services while it runs.
+/// Computes one run: the engine's own loop (<see cref="LocalRun"/>, or <see cref="FeaturePoolRun"/>
+/// for a feature-pool run) over kernel services, from its latest checkpoint, keeping snapshots,
+/// with each engine event turned into the run's progress and events. The dataset is held on the kernel services while it runs.
 /// </summary>
 public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetCache datasets, KernelServicePool pool,
     IOptions<DistillerOptions> options, TimeProvider time, ILogger<RunExecutor> logger)
@@ -34,6 +35,19 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
         await backend.PrepareAsync(cancellation);
         var folder = store.RunFolder(id);
         var snapshots = new SnapshotPolicy(Path.Combine(folder, LocalRun.SnapshotsFolder), options.Value.SnapshotRetention);
+        if (run.Spec.FeaturePool is not null)
+        {
+            // The pool's steps on its shards; the exact kernel's test evaluations through the KIP backend.
+            var pooled = RunSpecs.ToPoolOptions(run.Spec);
+            var poolBackend = new RemoteFeaturePoolBackend(pool, reference, pooled, DatasetCache.ImageShape(data), run.Name,
+                available => OnAvailability(id, available), options.Value, time, logger);
+            var result = await FeaturePoolRun.ExecuteAsync(data, pooled, folder, new FeaturePoolRunSettings
+            {
+                Resume = true, CheckpointEvery = kip.CheckpointEvery, HeldOutTest = false, Backend = poolBackend,
+                EvaluateExact = backend.EvaluateAsync, Snapshots = snapshots, Report = e => OnEvent(id, e),
+            }, message => logger.LogInformation("Run {Id}: {Message}", id, message), cancellation);
+            return $"finished: test accuracy {result.Final.ExactAccuracy:P2} with the set of step {result.ChosenStep} (held-out validation {result.ChosenValidationAccuracy:P2}), after {result.Steps} steps";
+        }
         var summary = await LocalRun.ExecuteAsync(data, kip, folder, resume: true, backend, e => OnEvent(id, e), cancellation, snapshots);
         return $"finished: test accuracy {summary.TestAccuracy:P2} after {summary.Steps} steps";
     }

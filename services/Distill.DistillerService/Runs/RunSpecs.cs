@@ -2,6 +2,7 @@ using Distill.Adapters.Conversions;
 using Distill.Core.Data;
 using Distill.Core.Distillation;
 using Distill.Core.Errors;
+using Distill.Core.FeaturePool;
 using Distill.Core.Preprocessing;
 using Distill.Protos.Distiller.V1;
 using Distill.Protos.Kernel.V1;
@@ -39,13 +40,77 @@ public static class RunSpecs
         if (filled.Initialization == Initialization.Unspecified) filled.Initialization = Initialization.Real;
         filled.Kernel = Kernel(filled.Kernel).ToMessage();
         filled.Preprocessing = Preprocessing(filled).ToMessage();
+        if (filled.FeaturePool is { } pool)
+        {
+            var defaults = new FeaturePoolOptions();
+            if (!filled.HasLearningRate) filled.LearningRate = defaults.LearningRate;
+            if (!filled.HasTargetBatch) filled.TargetBatch = defaults.TargetBatch;
+            if (!pool.HasPoolSize) pool.PoolSize = defaults.PoolSize;
+            if (!pool.HasPoolSample) pool.PoolSample = defaults.PoolSample;
+            if (!pool.HasWidth) pool.Width = defaults.Width;
+            if (!pool.HasTargetSubset) pool.TargetSubset = defaults.TargetSubset;
+            if (!pool.HasHeldOutNetworks) pool.HeldOutNetworks = defaults.HeldOutNetworks;
+            if (!pool.HasValidationPerClass) pool.ValidationPerClass = defaults.ValidationPerClass;
+            if (!pool.HasValidateEvery) pool.ValidateEvery = defaults.ValidateEvery;
+            if (pool.Loss == Protos.Kernel.V1.PoolLoss.Unspecified) pool.Loss = Protos.Kernel.V1.PoolLoss.Mse;
+        }
         if (!filled.HasLearningRate) filled.LearningRate = DefaultLearningRate;
         if (!filled.HasTargetBatch) filled.TargetBatch = DefaultTargetBatch;
         if (!filled.HasEvaluateEvery) filled.EvaluateEvery = DefaultEvaluateEvery;
         if (!filled.HasCheckpointEvery) filled.CheckpointEvery = DefaultCheckpointEvery;
         if (!filled.HasRegularization) filled.Regularization = DefaultRegularization;
         ToOptions(filled);
+        if (filled.FeaturePool is not null) ToPoolOptions(filled);
         return filled;
+    }
+
+    /// <summary>The engine's field names of <see cref="FeaturePoolOptions"/> that differ from the spec's.</summary>
+    private static readonly Dictionary<string, string> PoolFields = new()
+    {
+        ["feature_pool"] = "spec.feature_pool.pool_size",
+        ["pool_sample"] = "spec.feature_pool.pool_sample",
+        ["rf_width"] = "spec.feature_pool.width",
+        ["pool_targets"] = "spec.feature_pool.target_subset",
+        ["held_out_networks"] = "spec.feature_pool.held_out_networks",
+        ["validation_per_class"] = "spec.feature_pool.validation_per_class",
+        ["validate_every"] = "spec.feature_pool.validate_every",
+        ["feature_buffer_mb"] = "spec.feature_pool.validation_per_class",
+    };
+
+    /// <summary>The feature-pool options of a run with <c>feature_pool</c> set (after <see cref="Normalize"/>); errors name spec fields.</summary>
+    public static FeaturePoolOptions ToPoolOptions(RunSpec spec)
+    {
+        var pool = spec.FeaturePool ?? throw new InvalidFieldException("spec.feature_pool", "required");
+        var kip = ToOptions(spec);
+        if (kip.Method != DistillationMethod.Kip) throw new InvalidFieldException("spec.method", "a feature pool runs KIP, not Label Solve");
+        var defaults = new FeaturePoolOptions();
+        var options = new FeaturePoolOptions
+        {
+            Kernel = kip.Kernel,
+            PoolSize = pool.HasPoolSize ? pool.PoolSize : defaults.PoolSize,
+            PoolSample = pool.HasPoolSample ? pool.PoolSample : defaults.PoolSample,
+            Width = pool.HasWidth ? pool.Width : defaults.Width,
+            NetworkSeed = pool.NetworkSeed,
+            TargetSubset = pool.HasTargetSubset ? pool.TargetSubset : defaults.TargetSubset,
+            TargetBatch = spec.HasTargetBatch ? spec.TargetBatch : defaults.TargetBatch,
+            HeldOutNetworks = pool.HasHeldOutNetworks ? pool.HeldOutNetworks : defaults.HeldOutNetworks,
+            ValidationPerClass = pool.HasValidationPerClass ? pool.ValidationPerClass : defaults.ValidationPerClass,
+            ValidateEvery = pool.HasValidateEvery ? pool.ValidateEvery : defaults.ValidateEvery,
+            SupportPerClass = kip.SupportPerClass,
+            Steps = kip.Steps,
+            LearningRate = spec.HasLearningRate ? spec.LearningRate : defaults.LearningRate,
+            LearnLabels = kip.LearnLabels,
+            Mirror = pool.Mirror,
+            Initialization = kip.Initialization,
+            Loss = pool.Loss.ToCore("spec.feature_pool.loss"),
+            Regularization = kip.Regularization,
+            Seed = kip.Seed,
+        };
+        try { return options.Validate(); }
+        catch (InvalidFieldException e)
+        {
+            throw new InvalidFieldException(PoolFields.TryGetValue(e.Field, out var field) ? field : "spec." + e.Field, e.Description);
+        }
     }
 
     /// <summary>The engine's options for a spec; every problem an <see cref="InvalidFieldException"/> naming spec.field.</summary>

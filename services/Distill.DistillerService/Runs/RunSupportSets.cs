@@ -7,7 +7,10 @@ using static TorchSharp.torch;
 
 namespace Distill.DistillerService.Runs;
 
-/// <summary>A run's support set as the engine's float64 N x D images and N x classes labels: at a snapshot, or at its newest good checkpoint.</summary>
+/// <summary>
+/// A run's support set as the engine's float64 N x D images and N x classes labels: at a snapshot,
+/// or at its newest good checkpoint (a feature-pool run's newest snapshot, written with each checkpoint).
+/// </summary>
 public sealed class RunSupportSets(RunStore store, RunSnapshots snapshots)
 {
     /// <param name="step">A snapshot's step; null: the newest checkpoint that verifies, as a resume would take it.</param>
@@ -16,6 +19,11 @@ public sealed class RunSupportSets(RunStore store, RunSnapshots snapshots)
 
     private (Tensor Images, Tensor Labels, long Step) FromCheckpoint(Run run)
     {
+        // A feature-pool run writes a snapshot of the set its kernel sees with every checkpoint.
+        if (run.Spec.FeaturePool is not null)
+            return snapshots.Steps(RunNames.Id(run.Name)) is [.., var newest]
+                ? FromSnapshot(snapshots.Require(RunNames.Id(run.Name), newest), newest)
+                : throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name, $"{run.Name} has no snapshot to evaluate yet");
         using var state = CheckpointFiles.LoadNewestGood(store.RunFolder(RunNames.Id(run.Name)))
             ?? throw new StateConflictException(ErrorReasons.NoCheckpointYet, run.Name, $"{run.Name} has no checkpoint to evaluate yet");
         return (state.SupportImages.clone(), state.SupportLabels.clone(), state.Step);

@@ -80,12 +80,7 @@ public sealed partial class KernelGrpcService
             var labels = Labels(request.SupportLabels, "support_labels", support.Rows.shape[0], pool.ClassCount);
             if (request.Networks.Count == 0) throw new InvalidFieldException("networks", "name at least one of the pool's networks");
             if (request.Rows.Count == 0) throw new InvalidFieldException("rows", "name at least one of the pool's targets");
-            var loss = request.Loss switch
-            {
-                Protos.Kernel.V1.PoolLoss.Unspecified or Protos.Kernel.V1.PoolLoss.Mse => Core.FeaturePool.PoolLoss.Mse,
-                Protos.Kernel.V1.PoolLoss.Platt => Core.FeaturePool.PoolLoss.Platt,
-                _ => throw new InvalidFieldException("loss", $"unknown loss {(int)request.Loss}"),
-            };
+            var loss = request.Loss.ToCore();
             if (request.HasLogScale && !double.IsFinite(request.LogScale))
                 throw new InvalidFieldException("log_scale", $"must be finite, got {request.LogScale}");
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
