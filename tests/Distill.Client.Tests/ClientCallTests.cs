@@ -88,6 +88,27 @@ public class ClientCallTests
     }
 
     [Fact]
+    public async Task StartRun_with_a_feature_pool_sends_only_the_fields_given_and_reads_them_back()
+    {
+        var invoker = new FakeInvoker((_, request) => SampleRun(((StartRunRequest)request).Spec));
+        var client = new DistillerClient(invoker);
+        var spec = new RunSpecification
+        {
+            Dataset = "cifar10", Steps = 100,
+            Kernel = KernelSpecification.ConvolutionalKernel(ConvolutionalNetwork.ConvNet3, 3, 32, 32, KernelKind.Nngp),
+            FeaturePool = new FeaturePoolSpecification { PoolSize = 64, NetworkSeed = 5, ValidateEvery = 0, Loss = PoolLoss.Platt, Mirror = true },
+        };
+
+        var run = await client.StartRunAsync(spec, "");
+
+        var sent = ((StartRunRequest)Assert.Single(invoker.Calls).Request).Spec.FeaturePool;
+        Assert.Equal((64, 5UL, 0, KernelProto.PoolLoss.Platt, true), (sent.PoolSize, sent.NetworkSeed, sent.ValidateEvery, sent.Loss, sent.Mirror));
+        Assert.True(sent.HasValidateEvery);
+        Assert.False(sent.HasPoolSample || sent.HasWidth || sent.HasTargetSubset || sent.HasHeldOutNetworks || sent.HasValidationPerClass);
+        Assert.Equal(spec, run.Spec);
+    }
+
+    [Fact]
     public async Task Calls_by_bare_id_send_the_resource_name_and_errors_arrive_decoded()
     {
         var status = new Google.Rpc.Status { Code = (int)Google.Rpc.Code.NotFound, Message = "no such run" };

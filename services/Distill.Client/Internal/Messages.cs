@@ -32,8 +32,40 @@ internal static class Messages
         if (spec.EvaluateEvery is { } evaluate) message.EvaluateEvery = evaluate;
         if (spec.CheckpointEvery is { } checkpoint) message.CheckpointEvery = checkpoint;
         if (spec.Regularization is { } reg) message.Regularization = reg;
+        if (spec.FeaturePool is { } pool) message.FeaturePool = ToProto(pool);
         return message;
     }
+
+    private static FeaturePoolSpec ToProto(FeaturePoolSpecification pool)
+    {
+        var message = new FeaturePoolSpec
+        {
+            NetworkSeed = pool.NetworkSeed, Mirror = pool.Mirror,
+            Loss = pool.Loss == PoolLoss.Platt ? KernelProto.PoolLoss.Platt : KernelProto.PoolLoss.Mse,
+        };
+        if (pool.PoolSize is { } size) message.PoolSize = size;
+        if (pool.PoolSample is { } sample) message.PoolSample = sample;
+        if (pool.Width is { } width) message.Width = width;
+        if (pool.TargetSubset is { } subset) message.TargetSubset = subset;
+        if (pool.HeldOutNetworks is { } heldOut) message.HeldOutNetworks = heldOut;
+        if (pool.ValidationPerClass is { } validation) message.ValidationPerClass = validation;
+        if (pool.ValidateEvery is { } every) message.ValidateEvery = every;
+        return message;
+    }
+
+    private static FeaturePoolSpecification FromProto(FeaturePoolSpec pool) => new()
+    {
+        PoolSize = pool.HasPoolSize ? pool.PoolSize : null,
+        PoolSample = pool.HasPoolSample ? pool.PoolSample : null,
+        Width = pool.HasWidth ? pool.Width : null,
+        NetworkSeed = pool.NetworkSeed,
+        TargetSubset = pool.HasTargetSubset ? pool.TargetSubset : null,
+        HeldOutNetworks = pool.HasHeldOutNetworks ? pool.HeldOutNetworks : null,
+        ValidationPerClass = pool.HasValidationPerClass ? pool.ValidationPerClass : null,
+        ValidateEvery = pool.HasValidateEvery ? pool.ValidateEvery : null,
+        Loss = pool.Loss == KernelProto.PoolLoss.Platt ? PoolLoss.Platt : PoolLoss.Mse,
+        Mirror = pool.Mirror,
+    };
 
     public static RunSpecification FromProto(RunSpec? spec)
     {
@@ -57,6 +89,7 @@ internal static class Messages
             CheckpointEvery = spec.HasCheckpointEvery ? spec.CheckpointEvery : null,
             Regularization = spec.HasRegularization ? spec.Regularization : null,
             Initialization = spec.Initialization == Initialization.Noise ? SupportInitialization.Noise : SupportInitialization.Real,
+            FeaturePool = spec.FeaturePool is null ? null : FromProto(spec.FeaturePool),
         };
     }
 

@@ -32,4 +32,6 @@ public sealed record RunSpecification
     /// <summary>Null: 1e-6.</summary>
     public double? Regularization { get; init; }
     public SupportInitialization Initialization { get; init; } = SupportInitialization.Real;
+    /// <summary>Null: KIP with the exact kernel; set: feature-pool KIP (learning rate 0.003 and target batch 2000 when null).</summary>
+    public FeaturePoolSpecification? FeaturePool { get; init; }
 }
