@@ -24,11 +24,11 @@ public sealed class SubmitSettings : CommandSettings
     [CommandOption("--steps <N>"), DefaultValue(300)]
     public int Steps { get; init; } = 300;
 
-    [CommandOption("--lr <X>"), DefaultValue(0.01)]
-    public double LearningRate { get; init; } = 0.01;
+    [CommandOption("--lr <X>"), Description("Adam's learning rate (the server's default: 0.01; 0.003 with --feature-pool).")]
+    public double? LearningRate { get; init; }
 
-    [CommandOption("--target-batch <N>"), DefaultValue(5000)]
-    public int TargetBatch { get; init; } = 5000;
+    [CommandOption("--target-batch <N>"), Description("Targets per step (the server's default: 5000; 2000 with --feature-pool).")]
+    public int? TargetBatch { get; init; }
 
     [CommandOption("--kernel <KIND>"), Description("ntk | nngp"), DefaultValue("ntk")]
     public string Kernel { get; init; } = "ntk";
@@ -45,6 +45,30 @@ public sealed class SubmitSettings : CommandSettings
     [CommandOption("--random-features <N>"), Description("Convolutional NNGP estimated with N random finite networks (RFAD); implies nngp.")]
     public int? RandomFeatures { get; init; }
 
+    [CommandOption("--feature-pool <P>"), Description("KIP on random ConvNet features: a pool of P random networks whose target features the kernel services compute once, a shard each (needs a convolutional --architecture; implies nngp).")]
+    public int? FeaturePool { get; init; }
+
+    [CommandOption("--pool-sample <K>"), Description("Feature pool: networks sampled per step (server default 8).")]
+    public int? PoolSample { get; init; }
+
+    [CommandOption("--pool-width <N>"), Description("Feature pool: channels of each network's convolutions (server default 64).")]
+    public int? PoolWidth { get; init; }
+
+    [CommandOption("--pool-targets <N>"), Description("Feature pool: class-balanced training images whose features are stored (server default 10000).")]
+    public int? PoolTargets { get; init; }
+
+    [CommandOption("--validate-every <N>"), Description("Feature pool: steps between held-out validations, which choose the step kept (server default 100; 0: the last step).")]
+    public int? ValidateEvery { get; init; }
+
+    [CommandOption("--mirror"), Description("Feature pool: the kernel sees each support image and its horizontal mirror image.")]
+    public bool Mirror { get; init; }
+
+    [CommandOption("--rf-seed <N>"), Description("Feature pool: seed the random networks are drawn from (as in distill kip)."), DefaultValue(0UL)]
+    public ulong NetworkSeed { get; init; }
+
+    [CommandOption("--loss <LOSS>"), Description("Feature pool: mse | platt."), DefaultValue("mse")]
+    public string Loss { get; init; } = "mse";
+
     [CommandOption("--eval-every <N>"), DefaultValue(0)]
     public int EvaluateEvery { get; init; }
 
@@ -57,7 +81,7 @@ public sealed class SubmitSettings : CommandSettings
     /// <summary>The kernel the options name; argument errors name the option.</summary>
     public KernelSpecification KernelSpecification()
     {
-        var kind = Kernel == "nngp" ? KernelKind.Nngp : KernelKind.Ntk;
+        var kind = Kernel == "nngp" || FeaturePool is not null ? KernelKind.Nngp : KernelKind.Ntk;
         ConvolutionalNetwork network;
         switch (Architecture.ToLowerInvariant())
         {
@@ -82,9 +106,32 @@ public sealed class SubmitSettings : CommandSettings
             : Client.KernelSpecification.ConvolutionalKernel(network, shape[0], shape[1], shape[2], kind, readout);
     }
 
+    /// <summary>The feature pool the options name, or null.</summary>
+    public FeaturePoolSpecification? FeaturePoolSpecification()
+    {
+        if (FeaturePool is null) return null;
+        if (Architecture.Equals("fc", StringComparison.OrdinalIgnoreCase) || RandomFeatures is not null)
+            throw new ArgumentException("--feature-pool: needs a convolutional --architecture and no --random-features (the pool draws its own networks)");
+        return new FeaturePoolSpecification
+        {
+            PoolSize = FeaturePool, PoolSample = PoolSample, Width = PoolWidth, TargetSubset = PoolTargets, ValidateEvery = ValidateEvery,
+            Mirror = Mirror, NetworkSeed = NetworkSeed,
+            Loss = Loss.ToLowerInvariant() switch
+            {
+                "mse" => PoolLoss.Mse,
+                "platt" => PoolLoss.Platt,
+                _ => throw new ArgumentException($"--loss: expected mse or platt, got '{Loss}'"),
+            },
+        };
+    }
+
     public override ValidationResult Validate()
     {
-        try { KernelSpecification(); }
+        try
+        {
+            KernelSpecification();
+            FeaturePoolSpecification();
+        }
         catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
         return ValidationResult.Success();
     }
@@ -118,6 +165,7 @@ public sealed class SubmitCommand : Command<SubmitSettings>
             TargetBatch = settings.TargetBatch,
             EvaluateEvery = settings.EvaluateEvery,
             Seed = settings.Seed,
+            FeaturePool = settings.FeaturePoolSpecification(),
         };
         // One request id for every attempt: a StartRun retried after a lost reply returns the
         // run the first attempt created instead of starting a second one.
