@@ -35,7 +35,7 @@ public class FeaturePoolRunTests
         spec.FeaturePool = new FeaturePoolSpec
         {
             PoolSize = 6, PoolSample = 3, Width = 16, NetworkSeed = 3, TargetSubset = 200, HeldOutNetworks = 2,
-            ValidationPerClass = 3, ValidateEvery = 10, Mirror = true, Loss = Protos.Kernel.V1.PoolLoss.Platt,
+            ValidationPerClass = 3, ValidateEvery = 10, Mirror = true, Loss = Protos.Kernel.V1.PoolLoss.Platt, TestSubset = 50,
         };
         return spec;
     }
@@ -73,7 +73,8 @@ public class FeaturePoolRunTests
         var folder = Directory.CreateTempSubdirectory("pool-run-").FullName;
         try
         {
-            var expected = FeaturePoolRun.Execute(data, options, folder, testSubset: 0, log: _ => { });
+            var expected = FeaturePoolRun.Execute(data, options, folder, testSubset: 50, log: _ => { });
+            Assert.Equal(50, expected.Final.TestCount);
             var (served, servedMeta) = SafetensorsFile.Read(Path.Combine(cluster.RunFolder(run.Name), LocalRun.DistilledFile));
             var (engine, engineMeta) = SafetensorsFile.Read(Path.Combine(folder, LocalRun.DistilledFile));
             Assert.Equal(engineMeta["distill.step"], servedMeta["distill.step"]);

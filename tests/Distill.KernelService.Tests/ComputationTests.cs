@@ -175,4 +175,32 @@ public class ComputationTests
         Assert.Equal(expected.Mse, response.Mse, 12);
         Assert.Equal(30, response.Count);
     }
+
+    [Fact]
+    public async Task EvaluateKrr_NamedRows_MatchesEngineEvaluationOnThoseRows_AndRefusesAnOutOfRangeRow()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var test = Random(30, 8, 17);
+        var info = await UploadAsync(server.Client, Random(40, 8, 16), test, classes: 3);
+        var support = Random(6, 8, 18);
+        var labels = Labels(6, 3);
+        long[] rows = [2, 5, 11, 12, 29];
+        EvaluateKrrRequest Request(params long[] indices) => new()
+        {
+            Kernel = NtkMessage, Support = support.ToMessage(), SupportLabels = labels.ToMessage(), Regularization = 1e-6,
+            Dataset = info.Name, Split = Split.Test, Indices = { indices },
+        };
+
+        var response = await server.Client.EvaluateKrrAsync(Request(rows));
+
+        using var index = TorchSharp.torch.tensor(rows);
+        var expected = KrrEvaluator.Evaluate(Ntk, support, labels, test.index_select(0, index), rows.Select(i => (int)(i % 3)).ToArray(),
+            Labels(30, 3).index_select(0, index), 1e-6);
+        Assert.Equal(5, response.Count);
+        Assert.Equal(expected.Accuracy, response.Accuracy);
+        Assert.Equal(expected.Mse, response.Mse, 12);
+        var error = await FailsAsync(() => server.Client.EvaluateKrrAsync(Request(1, 30)).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("indices[1]", Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
+    }
 }

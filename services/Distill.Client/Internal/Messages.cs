@@ -50,6 +50,7 @@ internal static class Messages
         if (pool.HeldOutNetworks is { } heldOut) message.HeldOutNetworks = heldOut;
         if (pool.ValidationPerClass is { } validation) message.ValidationPerClass = validation;
         if (pool.ValidateEvery is { } every) message.ValidateEvery = every;
+        if (pool.TestSubset is { } testSubset) message.TestSubset = testSubset;
         return message;
     }
 
@@ -65,6 +66,7 @@ internal static class Messages
         ValidateEvery = pool.HasValidateEvery ? pool.ValidateEvery : null,
         Loss = pool.Loss == KernelProto.PoolLoss.Platt ? PoolLoss.Platt : PoolLoss.Mse,
         Mirror = pool.Mirror,
+        TestSubset = pool.HasTestSubset ? pool.TestSubset : null,
     };
 
     public static RunSpecification FromProto(RunSpec? spec)

@@ -33,4 +33,6 @@ public sealed record FeaturePoolSpecification
     public PoolLoss Loss { get; init; } = PoolLoss.Mse;
     /// <summary>The kernel sees each support image and its horizontal mirror image.</summary>
     public bool Mirror { get; init; }
+    /// <summary>Null or 0: the exact kernel scores the whole test split; N: a fixed class-balanced subset of N test images.</summary>
+    public int? TestSubset { get; init; }
 }

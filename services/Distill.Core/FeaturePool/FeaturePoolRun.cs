@@ -258,15 +258,22 @@ public static class FeaturePoolRun
         Regularization = options.Regularization, Seed = options.Seed,
     };
 
+    /// <summary>The rows of the fixed class-balanced test subset of the given size, in order (null: the whole split).</summary>
+    public static long[]? TestRows(PreparedDataset data, int subset, int seed)
+    {
+        if (subset <= 0 || subset >= data.TestLabels.Length) return null;
+        var rows = new TargetSampler(data.TestLabels, data.ClassCount, seed).Sample(subset, step: -4, stream: 4);
+        Array.Sort(rows);
+        return rows;
+    }
+
     /// <summary>The test split, or a fixed class-balanced subset of it of the given size (whose tensors it owns).</summary>
     private sealed record TestSet(Tensor Images, int[] Labels, Tensor Targets, bool Owned) : IDisposable
     {
         public static TestSet Of(PreparedDataset data, int subset, int seed)
         {
-            if (subset <= 0 || subset >= data.TestLabels.Length)
+            if (TestRows(data, subset, seed) is not { } rows)
                 return new TestSet(data.TestImages, data.TestLabels, data.TestTargets, Owned: false);
-            var rows = new TargetSampler(data.TestLabels, data.ClassCount, seed).Sample(subset, step: -4, stream: 4);
-            Array.Sort(rows);
             using var index = tensor(rows, device: data.TestImages.device);
             return new TestSet(data.TestImages.index_select(0, index), rows.Select(i => data.TestLabels[i]).ToArray(),
                 data.TestTargets.index_select(0, index), Owned: true);

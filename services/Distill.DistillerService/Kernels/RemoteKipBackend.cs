@@ -17,7 +17,8 @@ namespace Distill.DistillerService.Kernels;
 /// KIP's kernel arithmetic on kernel services. A target batch is cut into one contiguous
 /// shard per service and the shards' results are summed in shard order, so the result is
 /// the same whichever services end up computing them. A shard whose service is away moves
-/// to the next one (<see cref="KernelFailover"/>).
+/// to the next one (<see cref="KernelFailover"/>). Evaluations score the whole test split, or
+/// <paramref name="evaluationRows"/> of it.
 /// </summary>
 public sealed class RemoteKipBackend(
     KernelServicePool pool,
@@ -30,7 +31,8 @@ public sealed class RemoteKipBackend(
     Action<bool>? availabilityChanged,
     TimeSpan probeInterval,
     TimeProvider time,
-    ILogger logger) : IKipBackend
+    ILogger logger,
+    long[]? evaluationRows = null) : IKipBackend
 {
     private readonly KernelSpec _kernel = kernel.ToMessage();
     private readonly KernelFailover _failover = new(pool, dataset, availabilityChanged, probeInterval, time, logger);
@@ -118,6 +120,7 @@ public sealed class RemoteKipBackend(
         var response = await _failover.OnAnyAsync(0, (endpoint, name, options) => endpoint.Client.EvaluateKrrAsync(new EvaluateKrrRequest
         {
             Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, Dataset = name, Split = Split.Test,
+            Indices = { evaluationRows ?? [] },
         }, options).ResponseAsync, cancellation);
         return new EvaluationResult(response.Accuracy, response.Mse, (int)response.Count, response.SolveMethod.ToCore());
     }

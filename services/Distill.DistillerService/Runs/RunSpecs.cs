@@ -53,6 +53,7 @@ public static class RunSpecs
             if (!pool.HasValidationPerClass) pool.ValidationPerClass = defaults.ValidationPerClass;
             if (!pool.HasValidateEvery) pool.ValidateEvery = defaults.ValidateEvery;
             if (pool.Loss == Protos.Kernel.V1.PoolLoss.Unspecified) pool.Loss = Protos.Kernel.V1.PoolLoss.Mse;
+            if (!pool.HasTestSubset) pool.TestSubset = 0;
         }
         if (!filled.HasLearningRate) filled.LearningRate = DefaultLearningRate;
         if (!filled.HasTargetBatch) filled.TargetBatch = DefaultTargetBatch;
@@ -83,6 +84,7 @@ public static class RunSpecs
         var pool = spec.FeaturePool ?? throw new InvalidFieldException("spec.feature_pool", "required");
         var kip = ToOptions(spec);
         if (kip.Method != DistillationMethod.Kip) throw new InvalidFieldException("spec.method", "a feature pool runs KIP, not Label Solve");
+        if (pool.TestSubset < 0) throw new InvalidFieldException("spec.feature_pool.test_subset", $"must not be negative, got {pool.TestSubset}");
         var defaults = new FeaturePoolOptions();
         var options = new FeaturePoolOptions
         {

@@ -279,22 +279,41 @@ public sealed partial class KernelGrpcService(
         {
             var kernel = reader.Kernel(request.Kernel);
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
-            using var use = datasets.Use(request.Dataset, "dataset");
-            var dataset = use.Resource;
+            var splitName = request.Split == Split.Train ? Split.Train : Split.Test;
+            // The whole split unless rows are named.
+            using var selection = request.Indices.Count > 0 ? SelectRows(request, splitName) : null;
+            using var use = selection is null ? datasets.Use(request.Dataset, "dataset") : null;
+            var dataset = selection?.Dataset ?? use!.Resource;
             // The support must match the dataset (RequestReader.Support), so checking the dataset covers both.
             RequestReader.CheckImages(kernel, dataset.FeatureCount, dataset.ImageShape, "dataset");
-            var split = dataset.Split(request.Split == Split.Train ? Split.Train : Split.Test);
+            var split = dataset.Split(splitName);
             using var scope = NewDisposeScope();
+            var (features, targets, classes) = selection is null ? (split.Features, split.Targets, split.Labels)
+                : (split.Features.index_select(0, selection.Index), split.Targets.index_select(0, selection.Index),
+                    request.Indices.Select(i => split.Labels[i]).ToArray());
             var support = reader.Support(request.Support, dataset).Rows;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
-            reader.CheckElements(split.Count * support.shape[0], "split x support");
-            var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, split.Features, split.Labels, split.Targets, regularization);
-            metrics.Computed(nameof(EvaluateKrr), split.Count * support.shape[0]);
+            reader.CheckElements(classes.Length * support.shape[0], "split x support");
+            var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, features, classes, targets, regularization);
+            metrics.Computed(nameof(EvaluateKrr), classes.Length * support.shape[0]);
             return new EvaluateKrrResponse
             {
                 Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToMessage(),
             };
         }, context.CancellationToken);
+    }
+
+    /// <summary>The rows EvaluateKrr names, with errors naming the request's own fields.</summary>
+    private DatasetSelection SelectRows(EvaluateKrrRequest request, Split split)
+    {
+        try
+        {
+            return reader.Rows(new DatasetRows { Dataset = request.Dataset, Split = split, Indices = { request.Indices } }, "rows");
+        }
+        catch (InvalidFieldException e) when (e.Field.StartsWith("rows.", StringComparison.Ordinal))
+        {
+            throw new InvalidFieldException(e.Field["rows.".Length..], e.Description);
+        }
     }
 
     public override Task<KipShardStepResponse> KipShardStep(KipShardStepRequest request, ServerCallContext context)

@@ -60,6 +60,9 @@ public sealed class SubmitSettings : CommandSettings
     [CommandOption("--validate-every <N>"), Description("Feature pool: steps between held-out validations, which choose the step kept (server default 100; 0: the last step).")]
     public int? ValidateEvery { get; init; }
 
+    [CommandOption("--test-subset <N>"), Description("Feature pool: the exact kernel scores a fixed class-balanced subset of N test images (server default: all).")]
+    public int? TestSubset { get; init; }
+
     [CommandOption("--mirror"), Description("Feature pool: the kernel sees each support image and its horizontal mirror image.")]
     public bool Mirror { get; init; }
 
@@ -114,7 +117,7 @@ public sealed class SubmitSettings : CommandSettings
             throw new ArgumentException("--feature-pool: needs a convolutional --architecture and no --random-features (the pool draws its own networks)");
         return new FeaturePoolSpecification
         {
-            PoolSize = FeaturePool, PoolSample = PoolSample, Width = PoolWidth, TargetSubset = PoolTargets, ValidateEvery = ValidateEvery,
+            PoolSize = FeaturePool, PoolSample = PoolSample, Width = PoolWidth, TargetSubset = PoolTargets, ValidateEvery = ValidateEvery, TestSubset = TestSubset,
             Mirror = Mirror, NetworkSeed = NetworkSeed,
             Loss = Loss.ToLowerInvariant() switch
             {
