@@ -45,6 +45,7 @@ cases=(
   "e2e-mnist-1ipc|e2e|--ipc 1 --steps 300 --target-batch 5000|0.85"
   "scale-out|scale|--ipc 10 --steps 100 --target-batch 10000|"
   "scale-out-5k|scale|--ipc 10 --steps 200 --target-batch 5000|"
+  "scale-out-pool|scale|--architecture convnet3 --image-shape 1x28x28 --feature-pool 16 --pool-sample 8 --pool-targets 2000 --ipc 10 --steps 60 --target-batch 1000 --validate-every 0 --test-subset 20 --eval-every 0|"
   "dashboard-live|dashboard|--pages 5 --ipc 1 --steps 300 --target-batch 1000 --eval-every 50|"
   "fuzz-readers|readers|all 60|"
   "fuzz-grpc|grpcfuzz|--requests 2000 --seconds 600 --seed 1|"

@@ -76,6 +76,54 @@ public class FeaturePoolServiceTests
     }
 
     [Fact]
+    public async Task ProductsAndTheirGradient_OverTwoRangesOfNetworks_GiveTheEnginesStep()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var train = randn(12, 3 * 8 * 8, dtype: ScalarType.Float64, generator: new Generator(1));
+        var dataset = await UploadAsync(server.Client, train, randn(2, 3 * 8 * 8, dtype: ScalarType.Float64), Classes, imageShape: ImageShape);
+        async Task<FeaturePool> RegisterRange(int start, int count)
+        {
+            var request = Register(dataset.Name, 0, 12);
+            request.NetworkRange = new IndexRange { Start = start, Count = count };
+            return await server.Client.RegisterFeaturePoolAsync(request);
+        }
+        var low = await RegisterRange(0, 2);
+        var high = await RegisterRange(2, 2);
+        Assert.Equal((2, 2, 2), (high.FirstNetwork, high.Networks, low.Networks));
+
+        var support = randn(3, 3 * 8 * 8, dtype: ScalarType.Float64, generator: new Generator(2));
+        var labels = Labels(3, Classes);
+        long[] rows = [1, 3, 7, 10];
+        var supportMessage = support.ToMessage(shape: [3, .. ImageShape]);
+        async Task<FeaturePoolProductsResponse> Products(FeaturePool pool, int[] networks) =>
+            await server.Client.FeaturePoolProductsAsync(new FeaturePoolProductsRequest { Pool = pool.Name, Support = supportMessage, Networks = { networks }, Rows = { rows } });
+        var a = await Products(low, [1]);
+        var b = await Products(high, [2, 3]);
+
+        var source = new RandomFeatureConvKernel(ConvNet3, Networks, Width, Seed);
+        var request = new PoolStepRequest(support, labels, 0.3, [1, 2, 3], rows, 4, true, 0);
+        using var step = PooledKernel.StepFromProducts(ConvNet3, 3, source.FeatureCount,
+            a.SupportProducts.ToTorch().add(b.SupportProducts.ToTorch()), a.TargetProducts.ToTorch().add(b.TargetProducts.ToTorch()),
+            request, CenteredTargets(12).index_select(0, tensor(rows)), PoolLoss.Platt, 1e-2);
+        async Task<Tensor> Gradient(FeaturePool pool, int[] networks) =>
+            (await server.Client.FeaturePoolProductsGradientAsync(new FeaturePoolProductsGradientRequest
+            {
+                Pool = pool.Name, Support = supportMessage, Networks = { networks }, Rows = { rows },
+                SupportCotangent = step.SupportCotangent.ToMessage(), TargetCotangent = step.TargetCotangent.ToMessage(),
+            })).SupportGradient.ToTorch().reshape(3, -1);
+        var gradient = (await Gradient(low, [1])).add(await Gradient(high, [2, 3]));
+
+        using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12), Enumerable.Range(0, 12).Select(i => i % Classes).ToArray(),
+            ScalarType.Float64, long.MaxValue);
+        using var engine = whole.Step(request, PoolLoss.Platt, 1e-2);
+        Assert.Equal(engine.Loss, step.Loss, 1e-10);
+        TensorAssert.Close(engine.SupportGradient, gradient, 1e-10, "support gradient");
+        // A network outside the range a pool holds is refused, naming the field.
+        var outside = await FailsAsync(() => Products(low, [2]));
+        Assert.Equal("networks", Assert.Single(outside.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
+    }
+
+    [Fact]
     public async Task RegisteringTheSamePoolAgain_ReturnsTheHeldOneWithoutComputing()
     {
         await using var server = await LoopbackKernelServer.StartAsync();

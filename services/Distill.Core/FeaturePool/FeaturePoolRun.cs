@@ -117,14 +117,14 @@ public static class FeaturePoolRun
         {
             var watch = Stopwatch.StartNew();
             var h = settings.HeldOutTest && options.HeldOutNetworks > 0 ? distiller.EvaluateHeldOut(test.Images, test.Targets) : (double.NaN, double.NaN);
-            log(string.Create(CultureInfo.InvariantCulture, $"{what}: held-out {options.HeldOutNetworks} networks test_accuracy {h.Item1:F4} on {test.Labels.Length} test images; exact kernel next"));
+            var heldOut = double.IsNaN(h.Item1) ? "" : string.Create(CultureInfo.InvariantCulture, $", held-out {options.HeldOutNetworks} networks {h.Item1:F4}");
             var (support, labels) = distiller.KernelSupport();
             using (support)
             using (labels)
             {
                 var e = await evaluateExact(support, labels, cancellation);
                 log(string.Create(CultureInfo.InvariantCulture,
-                    $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}, held-out {options.HeldOutNetworks} networks {h.Item1:F4} on {e.Count} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
+                    $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}{heldOut} on {e.Count} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
                 report?.Invoke(new EvaluationCompleted(step, e));
                 return new PoolEvaluation(e.Accuracy, e.Mse, h.Item1, h.Item2, e.Count);
             }
@@ -210,7 +210,9 @@ public static class FeaturePoolRun
         double trainingSeconds = TrainingSeconds();
         long chosen = options.ValidateEvery > 0 ? distiller.BestStep : distiller.Step;
         distiller.RestoreBest();
-        log(string.Create(CultureInfo.InvariantCulture, $"chosen step {chosen} (held-out validation {distiller.BestValidationAccuracy:F4})"));
+        log(options.ValidateEvery > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"chosen step {chosen} (held-out validation {distiller.BestValidationAccuracy:F4})")
+            : $"no validation: the last step, {chosen}, is kept");
         var final = await Evaluate($"distilled (step {chosen})", chosen);
 
         // The set the kernel scores: with mirroring, the learned images and their mirror images.

@@ -5,66 +5,122 @@ using static TorchSharp.torch;
 namespace Distill.Core.FeaturePool;
 
 /// <summary>
-/// The pool's networks and the stored features of some target images under every one of them:
-/// the whole target subset in this process, or one shard of it on a kernel service. A step
-/// over rows of the shard runs only the support through the sampled networks.
+/// Some of a pool's networks (all, or a contiguous range of them on one kernel service) and the
+/// stored features of the target images under each. Network indices in requests are the pool's
+/// own (0..P-1); rows are positions in the stored targets. A step runs only the support through
+/// the sampled networks.
 /// </summary>
 public sealed class FeaturePoolShard : IDisposable
 {
     private readonly List<List<(Tensor Weight, Tensor Bias)>> _networks;
 
-    private FeaturePoolShard(RandomFeatureConvKernel source, List<List<(Tensor Weight, Tensor Bias)>> networks, NetworkFeatureBuffer buffer)
+    private FeaturePoolShard(RandomFeatureConvKernel source, int firstNetwork, List<List<(Tensor Weight, Tensor Bias)>> networks, NetworkFeatureBuffer buffer)
     {
         Source = source;
+        FirstNetwork = firstNetwork;
         _networks = networks;
         Buffer = buffer;
     }
 
     public RandomFeatureConvKernel Source { get; }
+    /// <summary>The pool index of the first network held; the others follow it.</summary>
+    public int FirstNetwork { get; }
+    public int NetworkCount => _networks.Count;
     public NetworkFeatureBuffer Buffer { get; }
     public ScalarType FeatureType => Buffer.Features.dtype;
     public long Bytes => Buffer.Bytes;
 
     /// <summary>
-    /// Features of <paramref name="images"/> (n x d) under every network of <paramref name="source"/>;
-    /// refuses a buffer over <paramref name="maxBytes"/> (naming <paramref name="field"/>) before computing.
+    /// Features of <paramref name="images"/> (n x d) under networks <paramref name="first"/>.. of
+    /// <paramref name="source"/> (<paramref name="count"/> of them; null: to the last); refuses a
+    /// buffer over <paramref name="maxBytes"/> (naming <paramref name="field"/>) before computing.
     /// </summary>
     public static FeaturePoolShard Compute(RandomFeatureConvKernel source, Tensor images, Tensor targets, int[] labels, ScalarType type,
-        long maxBytes, Action<int, int>? progress = null, string field = "feature_buffer_mb")
+        long maxBytes, Action<int, int>? progress = null, string field = "feature_buffer_mb", int first = 0, int? count = null)
     {
-        var buffer = NetworkFeatureBuffer.Compute(source, source.Networks, images, targets, labels, type, maxBytes, progress, field);
+        int networkCount = count ?? source.Networks - first;
+        if (first < 0 || networkCount < 1 || first + networkCount > source.Networks)
+            throw new InvalidFieldException("network_range", $"[{first}, {first + networkCount}) is not a range of the pool's {source.Networks} networks");
+        var buffer = NetworkFeatureBuffer.Compute(source, networkCount, images, targets, labels, type, maxBytes, progress, field, first);
         // Held until disposed, whatever dispose scope the caller computes in.
         buffer.Features.DetachFromDisposeScope();
         buffer.Targets.DetachFromDisposeScope();
         var networks = new List<List<(Tensor Weight, Tensor Bias)>>();
-        for (int m = 0; m < source.Networks; m++)
+        for (int m = first; m < first + networkCount; m++)
         {
             var network = source.DrawNetwork(m, type, images.device);
             foreach (var (w, b) in network) { w.DetachFromDisposeScope(); b.DetachFromDisposeScope(); }
             networks.Add(network);
         }
-        return new FeaturePoolShard(source, networks, buffer);
+        return new FeaturePoolShard(source, first, networks, buffer);
     }
 
-    /// <summary>The step's share from this shard's rows <see cref="PoolStepRequest.Rows"/> (positions in the shard).</summary>
+    /// <summary>The step's share from rows <see cref="PoolStepRequest.Rows"/>; every sampled network must be held here.</summary>
     public PoolStepResult Step(PoolStepRequest request, PoolLoss loss, double regularization)
     {
-        foreach (var m in request.Networks)
-            if (m < 0 || m >= _networks.Count)
-                throw new InvalidFieldException("networks", $"network {m} is not in the pool of {_networks.Count}");
-        foreach (var row in request.Rows)
-            if (row < 0 || row >= Buffer.Count)
-                throw new InvalidFieldException("rows", $"row {row} is not in the pool's {Buffer.Count} targets");
+        var local = Check(request.Networks, request.Rows);
         if (request.TotalTargets < request.Rows.Length)
             throw new InvalidFieldException("total_targets", $"{request.TotalTargets} is fewer than the {request.Rows.Length} rows of this part");
         using var scope = NewDisposeScope();
         var rows = tensor(request.Rows, device: Buffer.Features.device);
-        var targetFeatures = request.Networks.Select(m => Buffer.Rows(m, rows)).ToList();
-        var result = PooledKernel.Step(Source, request.Networks.Select(m => _networks[m]).ToList(), request, targetFeatures,
+        var targetFeatures = local.Select(m => Buffer.Rows(m, rows)).ToList();
+        var result = PooledKernel.Step(Source, local.Select(m => _networks[m]).ToList(), request, targetFeatures,
             Buffer.Targets.index_select(0, rows), loss, regularization, FeatureType);
         result.SupportGradient.MoveToOuterDisposeScope();
         result.LabelGradient?.MoveToOuterDisposeScope();
         return result;
+    }
+
+    /// <summary>
+    /// This part's sums over the sampled networks it holds of phi(X_s) phi(X_s)^T (n_s x n_s) and
+    /// phi(X_t) phi(X_s)^T (rows x n_s), float64, without gradient (<see cref="PooledKernel.StepFromProducts"/>).
+    /// </summary>
+    public (Tensor SupportProducts, Tensor TargetProducts) Products(Tensor support, int[] networks, long[] rows)
+    {
+        var local = Check(networks, rows);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var (supportFeatures, targetFeatures) = Features(support, local, rows);
+        return (PooledKernel.Products(supportFeatures, supportFeatures).MoveToOuterDisposeScope(),
+            PooledKernel.Products(targetFeatures, supportFeatures).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The gradient with respect to the support (n_s x d, float64) of
+    /// sum(supportCotangent o the support products) + sum(targetCotangent o the target products) of <see cref="Products"/>.
+    /// </summary>
+    public Tensor ProductsGradient(Tensor support, int[] networks, long[] rows, Tensor supportCotangent, Tensor targetCotangent)
+    {
+        var local = Check(networks, rows);
+        if (supportCotangent.shape[0] != support.shape[0] || supportCotangent.shape[1] != support.shape[0])
+            throw new InvalidFieldException("support_cotangent", $"must be {support.shape[0]} x {support.shape[0]}");
+        if (targetCotangent.shape[0] != rows.Length || targetCotangent.shape[1] != support.shape[0])
+            throw new InvalidFieldException("target_cotangent", $"must be {rows.Length} x {support.shape[0]}");
+        using var scope = NewDisposeScope();
+        var xs = support.detach().to_type(ScalarType.Float64).requires_grad_(true);
+        var (supportFeatures, targetFeatures) = Features(xs, local, rows);
+        var value = PooledKernel.Products(supportFeatures, supportFeatures).mul(supportCotangent).sum()
+            .add(PooledKernel.Products(targetFeatures, supportFeatures).mul(targetCotangent).sum());
+        return autograd.grad([value], [xs])[0].MoveToOuterDisposeScope();
+    }
+
+    private (List<Tensor> Support, List<Tensor> Targets) Features(Tensor support, int[] local, long[] rows)
+    {
+        var x = support.to_type(FeatureType);
+        var index = tensor(rows, device: Buffer.Features.device);
+        return (local.Select(m => Source.NetworkFeatures(_networks[m], x)).ToList(), local.Select(m => Buffer.Rows(m, index)).ToList());
+    }
+
+    /// <summary>The networks as indices into this part's own, after checking them and the rows.</summary>
+    private int[] Check(int[] networks, long[] rows)
+    {
+        foreach (var m in networks)
+            if (m < FirstNetwork || m >= FirstNetwork + _networks.Count)
+                throw new InvalidFieldException("networks", $"network {m} is not among the pool's networks held here, {FirstNetwork} to {FirstNetwork + _networks.Count - 1}");
+        foreach (var row in rows)
+            if (row < 0 || row >= Buffer.Count)
+                throw new InvalidFieldException("rows", $"row {row} is not in the pool's {Buffer.Count} targets");
+        return networks.Select(m => m - FirstNetwork).ToArray();
     }
 
     public void Dispose()

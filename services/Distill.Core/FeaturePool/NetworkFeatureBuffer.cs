@@ -35,12 +35,12 @@ public sealed class NetworkFeatureBuffer : IDisposable
         networks * images * featureCount * (type == ScalarType.Float64 ? 8L : 4L);
 
     /// <summary>
-    /// Features of <paramref name="images"/> (n x d rows) under networks 0..networks-1 of
+    /// Features of <paramref name="images"/> (n x d rows) under networks first..first+networks-1 of
     /// <paramref name="source"/>, in <paramref name="type"/>; refuses a buffer over <paramref name="maxBytes"/>.
     /// <paramref name="progress"/> hears (networks done, networks in all).
     /// </summary>
     public static NetworkFeatureBuffer Compute(RandomFeatureConvKernel source, int networks, Tensor images, Tensor targets, int[] labels,
-        ScalarType type, long maxBytes, Action<int, int>? progress = null, string field = "feature_buffer_mb")
+        ScalarType type, long maxBytes, Action<int, int>? progress = null, string field = "feature_buffer_mb", int first = 0)
     {
         long bytes = SizeOf(networks, images.shape[0], source.FeatureCount, type);
         if (bytes > maxBytes)
@@ -56,7 +56,7 @@ public sealed class NetworkFeatureBuffer : IDisposable
                 for (int m = 0; m < networks; m++)
                 {
                     using var networkScope = NewDisposeScope();
-                    var network = source.DrawNetwork(m, type, images.device);
+                    var network = source.DrawNetwork(first + m, type, images.device);
                     features[m].copy_(source.NetworkFeatures(network, x));
                     progress?.Invoke(m + 1, networks);
                 }

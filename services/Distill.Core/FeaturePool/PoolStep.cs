@@ -46,6 +46,22 @@ public sealed class PoolStepResult : IDisposable
     }
 }
 
+/// <summary>
+/// A pooled step computed from feature products summed over the parts of a pool
+/// (<see cref="PooledKernel.StepFromProducts"/>): the cotangents dL/d(sum of support products),
+/// n_s x n_s, and dL/d(sum of target products), n_t x n_s, go back to the parts.
+/// </summary>
+public sealed record PooledProductsStep(double Loss, long Correct, long Count, Tensor SupportCotangent, Tensor TargetCotangent,
+    Tensor? LabelGradient, double ScaleGradient) : IDisposable
+{
+    public void Dispose()
+    {
+        SupportCotangent.Dispose();
+        TargetCotangent.Dispose();
+        LabelGradient?.Dispose();
+    }
+}
+
 /// <summary>Where a feature-pool run's target features live and its steps are computed: this process, or kernel services.</summary>
 public interface IFeaturePoolBackend : IDisposable
 {

@@ -16,6 +16,13 @@ public static class PooledKernel
     /// <summary>K between the rows behind <paramref name="a"/> and <paramref name="b"/>, one [n, F] tensor per network in each, float64.</summary>
     public static Tensor Gram(KernelSpec spec, IReadOnlyList<Tensor> a, IReadOnlyList<Tensor> b)
     {
+        using var products = Products(a, b);
+        return FromProducts(spec, products, a.Count, a[0].shape[1]);
+    }
+
+    /// <summary>sum_m a_m b_m^T over the networks, float64: the unscaled sum behind <see cref="Gram"/>, which parts of a pool add up.</summary>
+    public static Tensor Products(IReadOnlyList<Tensor> a, IReadOnlyList<Tensor> b)
+    {
         if (a.Count == 0 || a.Count != b.Count)
             throw new ArgumentException($"features of {a.Count} and {b.Count} networks: need the same, positive number");
         using var scope = NewDisposeScope();
@@ -25,9 +32,15 @@ public static class PooledKernel
             var product = a[m].matmul(b[m].t());
             sum = sum is null ? product : sum.add_(product);
         }
-        long featureCount = a[0].shape[1];
-        using Scalar scale = spec.WStd * spec.WStd / ((double)a.Count * featureCount), bias = spec.BStd * spec.BStd;
-        return sum!.to_type(ScalarType.Float64).mul(scale).add(bias).MoveToOuterDisposeScope();
+        return sum!.to_type(ScalarType.Float64).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>K from the products of <paramref name="networks"/> networks with <paramref name="featureCount"/> features each.</summary>
+    public static Tensor FromProducts(KernelSpec spec, Tensor products, int networks, long featureCount)
+    {
+        using Scalar scale = spec.WStd * spec.WStd / ((double)networks * featureCount), bias = spec.BStd * spec.BStd;
+        using var scaled = products.mul(scale);
+        return scaled.add(bias);
     }
 
     /// <summary>
@@ -42,10 +55,18 @@ public static class PooledKernel
         Tensor supportLabels, Tensor targetTargets, PoolLoss loss, Tensor? logScale, double regularization, long totalTargets = 0)
     {
         using var scope = NewDisposeScope();
-        var kss = Gram(spec, supportFeatures, supportFeatures);
+        var (value, correct) = LossFromGrams(Gram(spec, supportFeatures, supportFeatures), Gram(spec, targetFeatures, supportFeatures),
+            supportLabels, targetTargets, loss, logScale, regularization, totalTargets);
+        return (value.MoveToOuterDisposeScope(), correct);
+    }
+
+    /// <summary><see cref="Loss"/> from the Grams K_ss (symmetrised here) and K_ts, with whatever graph they carry.</summary>
+    public static (Tensor Loss, long Correct) LossFromGrams(Tensor kss, Tensor kts, Tensor supportLabels, Tensor targetTargets, PoolLoss loss,
+        Tensor? logScale, double regularization, long totalTargets = 0)
+    {
+        using var scope = NewDisposeScope();
         using Scalar half = 0.5;
         kss = kss.add(kss.t()).mul(half);
-        var kts = Gram(spec, targetFeatures, supportFeatures);
         var n = kss.shape[0];
         var ridge = KernelRidgeRegression.Ridge(kss, regularization);
         var system = kss.add(eye(n, dtype: ScalarType.Float64, device: kss.device).mul(ridge));
@@ -63,6 +84,35 @@ public static class PooledKernel
             _ => throw new ArgumentOutOfRangeException(nameof(loss)),
         };
         return (value.MoveToOuterDisposeScope(), correct);
+    }
+
+    /// <summary>
+    /// A pooled step whose networks are split over parts (kernel services each holding some of
+    /// the pool): the parts' feature products, summed, give K; this returns the loss, the gradients
+    /// for the labels and Platt's log scale, and the cotangents of the two summed products, which
+    /// each part turns into its share of the support gradient (<see cref="FeaturePoolShard.ProductsGradient"/>).
+    /// </summary>
+    public static PooledProductsStep StepFromProducts(KernelSpec spec, int networks, long featureCount, Tensor supportProducts, Tensor targetProducts,
+        PoolStepRequest request, Tensor targets, PoolLoss loss, double regularization)
+    {
+        using var scope = NewDisposeScope();
+        var ss = supportProducts.detach().requires_grad_(true);
+        var ts = targetProducts.detach().requires_grad_(true);
+        var ys = request.SupportLabels.detach().to_type(ScalarType.Float64);
+        if (request.WantLabelGradient) ys.requires_grad_(true);
+        var logScale = loss == PoolLoss.Platt
+            ? tensor(new[] { request.LogScale ?? 0.0 }, dtype: ScalarType.Float64, device: ss.device).requires_grad_(true)
+            : null;
+        var (value, correct) = LossFromGrams(FromProducts(spec, ss, networks, featureCount), FromProducts(spec, ts, networks, featureCount),
+            ys, targets, loss, logScale, regularization, request.TotalTargets);
+        var inputs = new List<Tensor> { ss, ts };
+        if (request.WantLabelGradient) inputs.Add(ys);
+        if (logScale is not null) inputs.Add(logScale);
+        var gradients = autograd.grad([value], inputs);
+        return new PooledProductsStep(value.item<double>(), correct, targets.shape[0],
+            gradients[0].MoveToOuterDisposeScope(), gradients[1].MoveToOuterDisposeScope(),
+            request.WantLabelGradient ? gradients[2].MoveToOuterDisposeScope() : null,
+            logScale is null ? 0 : gradients[^1].item<double>());
     }
 
     /// <summary>

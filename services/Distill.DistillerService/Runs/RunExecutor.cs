@@ -42,14 +42,15 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
             var testRows = FeaturePoolRun.TestRows(data, run.Spec.FeaturePool.TestSubset, pooled.Seed);
             var exact = new RemoteKipBackend(pool, reference, pooled.Kernel, pooled.Regularization, data.TrainImages.shape[0], DatasetCache.ImageShape(data),
                 run.Name, available => OnAvailability(id, available), TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger, testRows);
-            var poolBackend = new RemoteFeaturePoolBackend(pool, reference, pooled, DatasetCache.ImageShape(data), run.Name,
+            var poolBackend = new RemoteFeaturePoolBackend(pool, reference, data, pooled, DatasetCache.ImageShape(data), run.Name,
                 available => OnAvailability(id, available), options.Value, time, logger);
             var result = await FeaturePoolRun.ExecuteAsync(data, pooled, folder, new FeaturePoolRunSettings
             {
                 Resume = true, CheckpointEvery = kip.CheckpointEvery, HeldOutTest = false, Backend = poolBackend,
                 EvaluateExact = exact.EvaluateAsync, Snapshots = snapshots, Report = e => OnEvent(id, e),
             }, message => logger.LogInformation("Run {Id}: {Message}", id, message), cancellation);
-            return $"finished: test accuracy {result.Final.ExactAccuracy:P2} with the set of step {result.ChosenStep} (held-out validation {result.ChosenValidationAccuracy:P2}), after {result.Steps} steps";
+            var chosen = pooled.ValidateEvery > 0 ? $"the set of step {result.ChosenStep} (held-out validation {result.ChosenValidationAccuracy:P2})" : "the last step's set";
+            return $"finished: test accuracy {result.Final.ExactAccuracy:P2} with {chosen}, after {result.Steps} steps";
         }
         var summary = await LocalRun.ExecuteAsync(data, kip, folder, resume: true, backend, e => OnEvent(id, e), cancellation, snapshots);
         return $"finished: test accuracy {summary.TestAccuracy:P2} after {summary.Steps} steps";

@@ -5,7 +5,7 @@ using Google.Protobuf.WellKnownTypes;
 
 namespace Distill.KernelService.FeaturePools;
 
-/// <summary>A feature pool held by the service: a shard of a run's targets under every network of its pool.</summary>
+/// <summary>A feature pool held by the service: a run's targets under the pool's networks, or a range of them.</summary>
 public sealed class HeldFeaturePool(string id, string dataset, int classCount, IReadOnlyList<long> imageShape, FeaturePoolShard shard) : LeasedResource
 {
     public const string NamePrefix = "featurePools/";
@@ -19,7 +19,8 @@ public sealed class HeldFeaturePool(string id, string dataset, int classCount, I
     public FeaturePoolShard Shard { get; } = shard;
     // Kept as values: the budget is settled after the tensors may be gone.
     public long Bytes { get; } = shard.Bytes;
-    public int Networks { get; } = shard.Buffer.Networks;
+    public int Networks { get; } = shard.NetworkCount;
+    public int FirstNetwork { get; } = shard.FirstNetwork;
     public long TargetCount { get; } = shard.Buffer.Count;
     public long FeatureCount { get; } = shard.Buffer.FeatureCount;
 
@@ -27,7 +28,7 @@ public sealed class HeldFeaturePool(string id, string dataset, int classCount, I
 
     public FeaturePool ToMessage(TimeSpan computeTime) => new()
     {
-        Name = Name, Dataset = Dataset, Networks = Networks, TargetCount = TargetCount, FeatureCount = FeatureCount, Bytes = Bytes,
+        Name = Name, Dataset = Dataset, Networks = Networks, FirstNetwork = FirstNetwork, TargetCount = TargetCount, FeatureCount = FeatureCount, Bytes = Bytes,
         ComputeTime = Duration.FromTimeSpan(computeTime),
         ExpireTime = ExpireTime is { } expire ? Timestamp.FromDateTimeOffset(expire) : null,
     };

@@ -41,7 +41,10 @@ public sealed partial class KernelGrpcService
 
             var features = spec.RandomFeatures!;
             var source = new RandomFeatureConvKernel(spec with { RandomFeatures = null }, features.Networks, features.Width, features.Seed);
-            long bytes = NetworkFeatureBuffer.SizeOf(source.Networks, targets.Count, source.FeatureCount, type);
+            var (first, count) = request.NetworkRange is { } range ? (range.Start, range.Count) : (0, source.Networks);
+            if (first < 0 || count < 1 || first > source.Networks - count)
+                throw new InvalidFieldException("network_range", $"[{first}, {first + count}) is not a range of the pool's {source.Networks} networks");
+            long bytes = NetworkFeatureBuffer.SizeOf((int)count, targets.Count, source.FeatureCount, type);
             var id = PoolId(request);
             var cancellation = context.CancellationToken;
             var (pool, computed) = pools.Register(id, bytes, () =>
@@ -49,10 +52,10 @@ public sealed partial class KernelGrpcService
                 using var scope = NewDisposeScope();
                 var shard = FeaturePoolShard.Compute(source, targets.Split.Features.index_select(0, targets.Index),
                     targets.Split.Targets.index_select(0, targets.Index), targets.Index.cpu().data<long>().Select(i => targets.Split.Labels[i]).ToArray(),
-                    type, long.MaxValue, (_, _) => cancellation.ThrowIfCancellationRequested());
+                    type, long.MaxValue, (_, _) => cancellation.ThrowIfCancellationRequested(), first: (int)first, count: (int)count);
                 return new HeldFeaturePool(id, dataset.Name, dataset.ClassCount, dataset.ImageShape, shard) { LeaseTtl = ttl };
             });
-            if (computed) metrics.Computed(nameof(RegisterFeaturePool), source.Networks * targets.Count);
+            if (computed) metrics.Computed(nameof(RegisterFeaturePool), count * targets.Count);
             return pool.ToMessage(computed ? watch.Elapsed : TimeSpan.Zero);
         }, context.CancellationToken);
     }
@@ -71,22 +74,13 @@ public sealed partial class KernelGrpcService
             using var use = pools.Use(request.Pool, "pool");
             var pool = use.Resource;
             using var scope = NewDisposeScope();
-            var support = reader.Images(request.Support, "support");
-            long featureCount = pool.ImageShape.Aggregate(1L, (a, b) => a * b);
-            if (support.Rows.shape[1] != featureCount)
-                throw new InvalidFieldException("support", $"has {support.Rows.shape[1]} features, the pool's images have {featureCount}");
-            if (support.Shape.Length > 2 && !support.Shape.Skip(1).SequenceEqual(pool.ImageShape))
-                throw new InvalidFieldException("support.shape", $"images are [{string.Join(",", support.Shape.Skip(1))}], the pool's are [{string.Join(",", pool.ImageShape)}]");
+            var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
             var labels = Labels(request.SupportLabels, "support_labels", support.Rows.shape[0], pool.ClassCount);
-            if (request.Networks.Count == 0) throw new InvalidFieldException("networks", "name at least one of the pool's networks");
-            if (request.Rows.Count == 0) throw new InvalidFieldException("rows", "name at least one of the pool's targets");
             var loss = request.Loss.ToCore();
             if (request.HasLogScale && !double.IsFinite(request.LogScale))
                 throw new InvalidFieldException("log_scale", $"must be finite, got {request.LogScale}");
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             long total = request.TotalTargets == 0 ? request.Rows.Count : request.TotalTargets;
-            // Gram entries and the support's features under each sampled network.
-            reader.CheckElements((request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count, "rows x support x networks");
 
             using var result = pool.Shard.Step(new PoolStepRequest(support.Rows, labels, request.HasLogScale ? request.LogScale : null,
                 request.Networks.ToArray(), request.Rows.ToArray(), total, request.WantLabelGradient, Step: 0), loss, regularization);
@@ -103,10 +97,71 @@ public sealed partial class KernelGrpcService
         }, context.CancellationToken);
     }
 
+    public override Task<FeaturePoolProductsResponse> FeaturePoolProducts(FeaturePoolProductsRequest request, ServerCallContext context)
+    {
+        return compute.RunAsync(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            using var use = pools.Use(request.Pool, "pool");
+            var pool = use.Resource;
+            using var scope = NewDisposeScope();
+            var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
+            var (supportProducts, targetProducts) = pool.Shard.Products(support.Rows, request.Networks.ToArray(), request.Rows.ToArray());
+            metrics.Computed(nameof(FeaturePoolProducts), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
+            return new FeaturePoolProductsResponse
+            {
+                SupportProducts = supportProducts.ToMessage(), TargetProducts = targetProducts.ToMessage(),
+                ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed),
+            };
+        }, context.CancellationToken);
+    }
+
+    public override Task<FeaturePoolProductsGradientResponse> FeaturePoolProductsGradient(FeaturePoolProductsGradientRequest request, ServerCallContext context)
+    {
+        return compute.RunAsync(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            using var use = pools.Use(request.Pool, "pool");
+            var pool = use.Resource;
+            using var scope = NewDisposeScope();
+            var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
+            var gradient = pool.Shard.ProductsGradient(support.Rows, request.Networks.ToArray(), request.Rows.ToArray(),
+                reader.Matrix(request.SupportCotangent, "support_cotangent"), reader.Matrix(request.TargetCotangent, "target_cotangent"));
+            metrics.Computed(nameof(FeaturePoolProductsGradient), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
+            return new FeaturePoolProductsGradientResponse
+            {
+                SupportGradient = gradient.ToMessage(shape: support.Shape),
+                ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed),
+            };
+        }, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// The inline support of a pool call, which must be the pool's images, and the bounds every
+    /// pool call shares: at least one network and row, and Gram entries and support features
+    /// within KernelService:MaxElementsPerRequest.
+    /// </summary>
+    private InlineImages PoolSupport(Protos.Kernel.V1.Tensor? message, HeldFeaturePool pool, int networks, int rows)
+    {
+        var support = reader.Images(message, "support");
+        long featureCount = pool.ImageShape.Aggregate(1L, (a, b) => a * b);
+        if (support.Rows.shape[1] != featureCount)
+            throw new InvalidFieldException("support", $"has {support.Rows.shape[1]} features, the pool's images have {featureCount}");
+        if (support.Shape.Length > 2 && !support.Shape.Skip(1).SequenceEqual(pool.ImageShape))
+            throw new InvalidFieldException("support.shape", $"images are [{string.Join(",", support.Shape.Skip(1))}], the pool's are [{string.Join(",", pool.ImageShape)}]");
+        if (networks == 0) throw new InvalidFieldException("networks", "name at least one of the pool's networks");
+        if (rows == 0) throw new InvalidFieldException("rows", "name at least one of the pool's targets");
+        reader.CheckElements((rows + support.Rows.shape[0]) * support.Rows.shape[0] * networks, "rows x support x networks");
+        return support;
+    }
+
     /// <summary>A pool's id: a digest of what it holds, so the same registration finds the same pool.</summary>
     private static string PoolId(RegisterFeaturePoolRequest request)
     {
-        var what = new RegisterFeaturePoolRequest { Networks = request.Networks, Targets = request.Targets, FeatureType = request.FeatureType };
+        var what = new RegisterFeaturePoolRequest
+        {
+            Networks = request.Networks, Targets = request.Targets, FeatureType = request.FeatureType, NetworkRange = request.NetworkRange,
+        };
         return "fp-" + Convert.ToHexStringLower(SHA256.HashData(what.ToByteArray()))[..24];
     }
 }

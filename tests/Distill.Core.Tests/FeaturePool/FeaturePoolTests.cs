@@ -42,6 +42,44 @@ public class FeaturePoolTests : TensorLeakCheck
     [Theory]
     [InlineData(PoolLoss.Mse)]
     [InlineData(PoolLoss.Platt)]
+    public void StepOverPoolSplitByNetworks_EqualsTheStepOverTheWholePool(PoolLoss loss)
+    {
+        // As kernel services split a pool: networks 0..2 in one part, 3..5 in the other, each over every target.
+        var source = new RandomFeatureConvKernel(ConvNet3, networks: 6, width: 8, seed: 7);
+        var targets = Images(12, 1);
+        int[] classes = Enumerable.Range(0, 12).Select(i => i % 3).ToArray();
+        var targetLabels = CenteredOneHotOf(classes, 3);
+        using var whole = FeaturePoolShard.Compute(source, targets, targetLabels, classes, ScalarType.Float64, long.MaxValue);
+        using var first = FeaturePoolShard.Compute(source, targets, targetLabels, classes, ScalarType.Float64, long.MaxValue, first: 0, count: 3);
+        using var second = FeaturePoolShard.Compute(source, targets, targetLabels, classes, ScalarType.Float64, long.MaxValue, first: 3, count: 3);
+        var support = Images(3, 2);
+        var labels = CenteredOneHotOf([0, 1, 2], 3).add(Images(1, 3).narrow(1, 0, 9).reshape(3, 3).mul(0.1));
+        int[] sampled = [4, 0, 5];
+        long[] rows = [1, 3, 4, 8, 11];
+        var request = new PoolStepRequest(support, labels, 0.3, sampled, rows, 5, WantLabelGradient: true, Step: 0);
+
+        using var expected = whole.Step(request, loss, 1e-2);
+
+        var parts = new[] { (first, new[] { 0 }), (second, new[] { 4, 5 }) };
+        var products = parts.Select(p => p.Item1.Products(support, p.Item2, rows)).ToList();
+        using var step = PooledKernel.StepFromProducts(ConvNet3, sampled.Length, source.FeatureCount,
+            products[0].SupportProducts.add(products[1].SupportProducts), products[0].TargetProducts.add(products[1].TargetProducts),
+            request, targetLabels.index_select(0, tensor(rows)), loss, 1e-2);
+        var gradient = parts.Select(p => p.Item1.ProductsGradient(support, p.Item2, rows, step.SupportCotangent, step.TargetCotangent))
+            .Aggregate((a, b) => a.add(b));
+
+        Assert.Equal(expected.Loss, step.Loss, 12);
+        Assert.Equal(expected.Correct, step.Correct);
+        Assert.Equal(expected.ScaleGradient, step.ScaleGradient, 12);
+        TensorAssert.Close(expected.SupportGradient, gradient, 1e-10, "support gradient");
+        TensorAssert.Close(expected.LabelGradient!, step.LabelGradient!, 1e-10, "label gradient");
+        Assert.True(gradient.abs().max().item<double>() > 1e-6, "a zero gradient would make the comparison empty");
+        Assert.Throws<InvalidFieldException>(() => first.Products(support, [3], rows));
+    }
+
+    [Theory]
+    [InlineData(PoolLoss.Mse)]
+    [InlineData(PoolLoss.Platt)]
     public void Loss_GradientWithRespectToSupportImages_MatchesFiniteDifferences(PoolLoss loss)
     {
         var pool = new RandomFeatureConvKernel(ConvNet3, networks: 4, width: 8, seed: 3);
