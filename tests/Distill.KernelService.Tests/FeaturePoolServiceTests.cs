@@ -95,23 +95,29 @@ public class FeaturePoolServiceTests
         var labels = Labels(3, Classes);
         long[] rows = [1, 3, 7, 10];
         var supportMessage = support.ToMessage(shape: [3, .. ImageShape]);
-        async Task<FeaturePoolProductsResponse> Products(FeaturePool pool, int[] networks) =>
-            await server.Client.FeaturePoolProductsAsync(new FeaturePoolProductsRequest { Pool = pool.Name, Support = supportMessage, Networks = { networks }, Rows = { rows } });
-        var a = await Products(low, [1]);
+        async Task<FeaturePoolProductsResponse> Products(FeaturePool pool, int[] networks, bool keep = false) =>
+            await server.Client.FeaturePoolProductsAsync(new FeaturePoolProductsRequest
+            {
+                Pool = pool.Name, Support = supportMessage, Networks = { networks }, Rows = { rows }, KeepForGradient = keep,
+            });
+        // One part keeps its pass for the gradient round; the other computes it again there.
+        var a = await Products(low, [1], keep: true);
         var b = await Products(high, [2, 3]);
+        Assert.NotEmpty(a.GradientToken);
+        Assert.Empty(b.GradientToken);
 
         var source = new RandomFeatureConvKernel(ConvNet3, Networks, Width, Seed);
         var request = new PoolStepRequest(support, labels, 0.3, [1, 2, 3], rows, 4, true, 0);
         using var step = PooledKernel.StepFromProducts(ConvNet3, 3, source.FeatureCount,
             a.SupportProducts.ToTorch().add(b.SupportProducts.ToTorch()), a.TargetProducts.ToTorch().add(b.TargetProducts.ToTorch()),
             request, CenteredTargets(12).index_select(0, tensor(rows)), PoolLoss.Platt, 1e-2);
-        async Task<Tensor> Gradient(FeaturePool pool, int[] networks) =>
+        async Task<Tensor> Gradient(FeaturePool pool, int[] networks, string token = "") =>
             (await server.Client.FeaturePoolProductsGradientAsync(new FeaturePoolProductsGradientRequest
             {
                 Pool = pool.Name, Support = supportMessage, Networks = { networks }, Rows = { rows },
-                SupportCotangent = step.SupportCotangent.ToMessage(), TargetCotangent = step.TargetCotangent.ToMessage(),
+                SupportCotangent = step.SupportCotangent.ToMessage(), TargetCotangent = step.TargetCotangent.ToMessage(), GradientToken = token,
             })).SupportGradient.ToTorch().reshape(3, -1);
-        var gradient = (await Gradient(low, [1])).add(await Gradient(high, [2, 3]));
+        var gradient = (await Gradient(low, [1], a.GradientToken)).add(await Gradient(high, [2, 3]));
 
         using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12), Enumerable.Range(0, 12).Select(i => i % Classes).ToArray(),
             ScalarType.Float64, long.MaxValue);

@@ -73,35 +73,27 @@ public sealed class FeaturePoolShard : IDisposable
 
     /// <summary>
     /// This part's sums over the sampled networks it holds of phi(X_s) phi(X_s)^T (n_s x n_s) and
-    /// phi(X_t) phi(X_s)^T (rows x n_s), float64, without gradient (<see cref="PooledKernel.StepFromProducts"/>).
+    /// phi(X_t) phi(X_s)^T (rows x n_s), float64, with the graph behind them kept for the gradient
+    /// round (<see cref="PooledKernel.StepFromProducts"/> gives the cotangents).
     /// </summary>
-    public (Tensor SupportProducts, Tensor TargetProducts) Products(Tensor support, int[] networks, long[] rows)
+    public PendingProducts Products(Tensor support, int[] networks, long[] rows)
     {
         var local = Check(networks, rows);
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var (supportFeatures, targetFeatures) = Features(support, local, rows);
-        return (PooledKernel.Products(supportFeatures, supportFeatures).MoveToOuterDisposeScope(),
-            PooledKernel.Products(targetFeatures, supportFeatures).MoveToOuterDisposeScope());
-    }
-
-    /// <summary>
-    /// The gradient with respect to the support (n_s x d, float64) of
-    /// sum(supportCotangent o the support products) + sum(targetCotangent o the target products) of <see cref="Products"/>.
-    /// </summary>
-    public Tensor ProductsGradient(Tensor support, int[] networks, long[] rows, Tensor supportCotangent, Tensor targetCotangent)
-    {
-        var local = Check(networks, rows);
-        if (supportCotangent.shape[0] != support.shape[0] || supportCotangent.shape[1] != support.shape[0])
-            throw new InvalidFieldException("support_cotangent", $"must be {support.shape[0]} x {support.shape[0]}");
-        if (targetCotangent.shape[0] != rows.Length || targetCotangent.shape[1] != support.shape[0])
-            throw new InvalidFieldException("target_cotangent", $"must be {rows.Length} x {support.shape[0]}");
         using var scope = NewDisposeScope();
         var xs = support.detach().to_type(ScalarType.Float64).requires_grad_(true);
         var (supportFeatures, targetFeatures) = Features(xs, local, rows);
-        var value = PooledKernel.Products(supportFeatures, supportFeatures).mul(supportCotangent).sum()
-            .add(PooledKernel.Products(targetFeatures, supportFeatures).mul(targetCotangent).sum());
-        return autograd.grad([value], [xs])[0].MoveToOuterDisposeScope();
+        var supportProducts = PooledKernel.Products(supportFeatures, supportFeatures);
+        var targetProducts = PooledKernel.Products(targetFeatures, supportFeatures);
+        // The graph's saved activations stay alive through these three; the rest may go with the scope.
+        return new PendingProducts(xs.DetachFromDisposeScope(), supportProducts.DetachFromDisposeScope(), targetProducts.DetachFromDisposeScope(),
+            rows.Length);
+    }
+
+    /// <summary>The support gradient of <see cref="Products"/> for these cotangents, the forward pass computed afresh.</summary>
+    public Tensor ProductsGradient(Tensor support, int[] networks, long[] rows, Tensor supportCotangent, Tensor targetCotangent)
+    {
+        using var products = Products(support, networks, rows);
+        return products.Gradient(supportCotangent, targetCotangent);
     }
 
     private (List<Tensor> Support, List<Tensor> Targets) Features(Tensor support, int[] local, long[] rows)
@@ -128,5 +120,37 @@ public sealed class FeaturePoolShard : IDisposable
         foreach (var network in _networks)
             foreach (var (w, b) in network) { w.Dispose(); b.Dispose(); }
         Buffer.Dispose();
+    }
+}
+
+/// <summary>
+/// A part's feature products and the autograd graph from the support to them: the gradient
+/// round needs no second pass through the networks while this is kept. Usable once.
+/// </summary>
+public sealed class PendingProducts(Tensor support, Tensor supportProducts, Tensor targetProducts, long rows) : IDisposable
+{
+    /// <summary>sum_m phi_m(X_s) phi_m(X_s)^T, n_s x n_s (with its graph; read it without gradient).</summary>
+    public Tensor SupportProducts { get; } = supportProducts;
+    /// <summary>sum_m phi_m(X_t) phi_m(X_s)^T, rows x n_s.</summary>
+    public Tensor TargetProducts { get; } = targetProducts;
+
+    /// <summary>d/dX_s of sum(supportCotangent o support products) + sum(targetCotangent o target products), n_s x d float64.</summary>
+    public Tensor Gradient(Tensor supportCotangent, Tensor targetCotangent)
+    {
+        long n = support.shape[0];
+        if (supportCotangent.shape.Length != 2 || supportCotangent.shape[0] != n || supportCotangent.shape[1] != n)
+            throw new InvalidFieldException("support_cotangent", $"must be {n} x {n}");
+        if (targetCotangent.shape.Length != 2 || targetCotangent.shape[0] != rows || targetCotangent.shape[1] != n)
+            throw new InvalidFieldException("target_cotangent", $"must be {rows} x {n}");
+        using var scope = NewDisposeScope();
+        var value = SupportProducts.mul(supportCotangent).sum().add(TargetProducts.mul(targetCotangent).sum());
+        return autograd.grad([value], [support])[0].MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        SupportProducts.Dispose();
+        TargetProducts.Dispose();
+        support.Dispose();
     }
 }

@@ -20,9 +20,10 @@ namespace Distill.DistillerService.Kernels;
 /// contiguous range per service, and each service holds the whole target subset's features
 /// under its range (set-up and memory scale out). What dominates a pooled step is the support's
 /// forward and backward pass through the sampled networks, so a step splits by networks too, in
-/// two rounds: each service with sampled networks returns its sums of feature products, the
-/// distiller forms K from their sum and takes the loss (<see cref="PooledKernel.StepFromProducts"/>),
-/// and each service turns the loss's cotangents into its share of the support gradient. With one
+/// two rounds: each service with sampled networks returns its sums of feature products (keeping
+/// the pass's graph), the distiller forms K from their sum and takes the loss
+/// (<see cref="PooledKernel.StepFromProducts"/>), and each service turns the loss's cotangents into
+/// its share of the support gradient through the graph it kept. With one
 /// service, one FeaturePoolStep call does it all. A range whose service is away moves to the next
 /// one (<see cref="KernelFailover"/>), which registers that range first: a pool is a pure function
 /// of the options, so any service computes the same features. A service that lost a pool
@@ -75,7 +76,10 @@ public sealed class RemoteFeaturePoolBackend(
             .Where(part => part.Networks.Length > 0).ToArray();
         var products = await Task.WhenAll(parts.Select(part => OnShardAsync(part.Shard, async (endpoint, poolName, callOptions) =>
         {
-            var message = new FeaturePoolProductsRequest { Pool = poolName, Support = support, Networks = { part.Networks }, Rows = { request.Rows } };
+            var message = new FeaturePoolProductsRequest
+            {
+                Pool = poolName, Support = support, Networks = { part.Networks }, Rows = { request.Rows }, KeepForGradient = true,
+            };
             var response = await endpoint.Client.FeaturePoolProductsAsync(message, callOptions).ResponseAsync;
             return (response, response.ComputeTime);
         }, cancellation)));
@@ -91,12 +95,13 @@ public sealed class RemoteFeaturePoolBackend(
         {
             var supportCotangent = step.SupportCotangent.ToMessage();
             var targetCotangent = step.TargetCotangent.ToMessage();
-            var gradients = await Task.WhenAll(parts.Select(part => OnShardAsync(part.Shard, async (endpoint, poolName, callOptions) =>
+            // Each part's token lets its service reuse the pass it kept; a part that moved meanwhile computes it again.
+            var gradients = await Task.WhenAll(parts.Select((part, i) => OnShardAsync(part.Shard, async (endpoint, poolName, callOptions) =>
             {
                 var message = new FeaturePoolProductsGradientRequest
                 {
                     Pool = poolName, Support = support, Networks = { part.Networks }, Rows = { request.Rows },
-                    SupportCotangent = supportCotangent, TargetCotangent = targetCotangent,
+                    SupportCotangent = supportCotangent, TargetCotangent = targetCotangent, GradientToken = products[i].GradientToken,
                 };
                 var response = await endpoint.Client.FeaturePoolProductsGradientAsync(message, callOptions).ResponseAsync;
                 return (response, response.ComputeTime);

@@ -24,7 +24,41 @@ public sealed class HeldFeaturePool(string id, string dataset, int classCount, I
     public long TargetCount { get; } = shard.Buffer.Count;
     public long FeatureCount { get; } = shard.Buffer.FeatureCount;
 
-    protected override void Free() => Shard.Dispose();
+    private readonly Lock _pendingLock = new();
+    private (string Token, PendingProducts Products)? _pending;
+
+    /// <summary>Keeps a products round's graph for the gradient round, in place of any kept before; returns its token.</summary>
+    public string Keep(PendingProducts products)
+    {
+        var token = Guid.NewGuid().ToString("N");
+        lock (_pendingLock)
+        {
+            _pending?.Products.Dispose();
+            _pending = (token, products);
+        }
+        return token;
+    }
+
+    /// <summary>The graph kept under this token, handed over to the caller (null: not kept, or no longer).</summary>
+    public PendingProducts? Take(string token)
+    {
+        lock (_pendingLock)
+        {
+            if (string.IsNullOrEmpty(token) || _pending is not { } pending || pending.Token != token) return null;
+            _pending = null;
+            return pending.Products;
+        }
+    }
+
+    protected override void Free()
+    {
+        lock (_pendingLock)
+        {
+            _pending?.Products.Dispose();
+            _pending = null;
+        }
+        Shard.Dispose();
+    }
 
     public FeaturePool ToMessage(TimeSpan computeTime) => new()
     {

@@ -106,13 +106,16 @@ public sealed partial class KernelGrpcService
             var pool = use.Resource;
             using var scope = NewDisposeScope();
             var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
-            var (supportProducts, targetProducts) = pool.Shard.Products(support.Rows, request.Networks.ToArray(), request.Rows.ToArray());
+            var products = pool.Shard.Products(support.Rows, request.Networks.ToArray(), request.Rows.ToArray());
             metrics.Computed(nameof(FeaturePoolProducts), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
-            return new FeaturePoolProductsResponse
+            var response = new FeaturePoolProductsResponse
             {
-                SupportProducts = supportProducts.ToMessage(), TargetProducts = targetProducts.ToMessage(),
-                ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed),
+                SupportProducts = products.SupportProducts.detach().ToMessage(), TargetProducts = products.TargetProducts.detach().ToMessage(),
             };
+            if (request.KeepForGradient) response.GradientToken = pool.Keep(products);
+            else products.Dispose();
+            response.ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed);
+            return response;
         }, context.CancellationToken);
     }
 
@@ -125,8 +128,11 @@ public sealed partial class KernelGrpcService
             var pool = use.Resource;
             using var scope = NewDisposeScope();
             var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
-            var gradient = pool.Shard.ProductsGradient(support.Rows, request.Networks.ToArray(), request.Rows.ToArray(),
-                reader.Matrix(request.SupportCotangent, "support_cotangent"), reader.Matrix(request.TargetCotangent, "target_cotangent"));
+            var (supportCotangent, targetCotangent) = (reader.Matrix(request.SupportCotangent, "support_cotangent"), reader.Matrix(request.TargetCotangent, "target_cotangent"));
+            using var kept = pool.Take(request.GradientToken);
+            var gradient = kept is not null
+                ? kept.Gradient(supportCotangent, targetCotangent)
+                : pool.Shard.ProductsGradient(support.Rows, request.Networks.ToArray(), request.Rows.ToArray(), supportCotangent, targetCotangent);
             metrics.Computed(nameof(FeaturePoolProductsGradient), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
             return new FeaturePoolProductsGradientResponse
             {
