@@ -1,4 +1,5 @@
 using Distill.Adapters.Conversions;
+using Distill.Core.Data;
 using Distill.Core.FeaturePool;
 using Distill.Core.Runs;
 using Distill.DistillerService.Configuration;
@@ -30,30 +31,35 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
         kip.Kernel.CheckImages(DatasetCache.ImageShape(data), "spec.kernel");
         var reference = DatasetCache.Reference(run.Spec);
         await using var hold = pool.Hold(reference);
+        // A feature-pool run's exact evaluations score its fixed test subset, as the command line's do.
+        var testRows = run.Spec.FeaturePool is { } spec ? FeaturePoolRun.TestRows(data, spec.TestSubset, run.Spec.Seed) : null;
         var backend = new RemoteKipBackend(pool, reference, kip.Kernel, kip.Regularization, data.TrainImages.shape[0], DatasetCache.ImageShape(data),
-            run.Name, available => OnAvailability(id, available), TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger);
+            run.Name, available => OnAvailability(id, available), TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger, testRows);
         await backend.PrepareAsync(cancellation);
         var folder = store.RunFolder(id);
         var snapshots = new SnapshotPolicy(Path.Combine(folder, LocalRun.SnapshotsFolder), options.Value.SnapshotRetention);
         if (run.Spec.FeaturePool is not null)
-        {
-            // The pool's steps on its shards; the exact kernel's test evaluations through the KIP backend.
-            var pooled = RunSpecs.ToPoolOptions(run.Spec);
-            var testRows = FeaturePoolRun.TestRows(data, run.Spec.FeaturePool.TestSubset, pooled.Seed);
-            var exact = new RemoteKipBackend(pool, reference, pooled.Kernel, pooled.Regularization, data.TrainImages.shape[0], DatasetCache.ImageShape(data),
-                run.Name, available => OnAvailability(id, available), TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger, testRows);
-            var poolBackend = new RemoteFeaturePoolBackend(pool, reference, data, pooled, DatasetCache.ImageShape(data), run.Name,
-                available => OnAvailability(id, available), options.Value, time, logger);
-            var result = await FeaturePoolRun.ExecuteAsync(data, pooled, folder, new FeaturePoolRunSettings
-            {
-                Resume = true, CheckpointEvery = kip.CheckpointEvery, HeldOutTest = false, Backend = poolBackend,
-                EvaluateExact = exact.EvaluateAsync, Snapshots = snapshots, Report = e => OnEvent(id, e),
-            }, message => logger.LogInformation("Run {Id}: {Message}", id, message), cancellation);
-            var chosen = pooled.ValidateEvery > 0 ? $"the set of step {result.ChosenStep} (held-out validation {result.ChosenValidationAccuracy:P2})" : "the last step's set";
-            return $"finished: test accuracy {result.Final.ExactAccuracy:P2} with {chosen}, after {result.Steps} steps";
-        }
+            return await ExecutePoolAsync(id, run, data, reference, backend, kip.CheckpointEvery, folder, snapshots, cancellation);
         var summary = await LocalRun.ExecuteAsync(data, kip, folder, resume: true, backend, e => OnEvent(id, e), cancellation, snapshots);
         return $"finished: test accuracy {summary.TestAccuracy:P2} after {summary.Steps} steps";
+    }
+
+    /// <summary>A feature-pool run: the pool's networks on the kernel services, the exact kernel's evaluations through <paramref name="exact"/>.</summary>
+    private async Task<string> ExecutePoolAsync(string id, Run run, PreparedDataset data, DatasetReference reference, RemoteKipBackend exact,
+        long checkpointEvery, string folder, SnapshotPolicy snapshots, CancellationToken cancellation)
+    {
+        var pooled = RunSpecs.ToPoolOptions(run.Spec);
+        var poolBackend = new RemoteFeaturePoolBackend(pool, reference, data, pooled, DatasetCache.ImageShape(data), run.Name,
+            available => OnAvailability(id, available), options.Value, time, logger);
+        var result = await FeaturePoolRun.ExecuteAsync(data, pooled, folder, new FeaturePoolRunSettings
+        {
+            Resume = true, CheckpointEvery = checkpointEvery, HeldOutTest = false, Backend = poolBackend,
+            EvaluateExact = exact.EvaluateAsync, Snapshots = snapshots, Report = e => OnEvent(id, e),
+        }, message => logger.LogInformation("Run {Id}: {Message}", id, message), cancellation);
+        var chosen = pooled.ValidateEvery > 0
+            ? $"the set of step {result.ChosenStep} (held-out validation {result.ChosenValidationAccuracy:P2})"
+            : "the last step's set";
+        return $"finished: test accuracy {result.Final.ExactAccuracy:P2} with {chosen}, after {result.Steps} steps";
     }
 
     /// <summary>PAUSED while no kernel service answers and RUNNING again after; never from any other state.</summary>
