@@ -182,6 +182,13 @@ public class FeaturePoolServiceTests
             return server.Client.RegisterFeaturePoolAsync(request).ResponseAsync;
         });
 
+        // A network of width 65536 would draw 65536 x 65536 x 9 weights at once: refused before drawing.
+        var wide = Register(dataset.Name, 0, 2);
+        wide.Networks.Width = 65536;
+        var tooWide = await FailsAsync(() => server.Client.RegisterFeaturePoolAsync(wide).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, tooWide.StatusCode);
+        Assert.Equal("networks.width", Assert.Single(tooWide.GetRpcStatus()!.GetDetail<QuotaFailure>()!.Violations).Subject);
+
         // 4 networks x 8 targets x 8 features x 8 bytes, beside the first pool's 512 bytes, is over the 2000-byte budget: refused before computing.
         var budget = await FailsAsync(() => server.Client.RegisterFeaturePoolAsync(Register(dataset.Name, 0, 8)).ResponseAsync);
         Assert.Equal(StatusCode.ResourceExhausted, budget.StatusCode);

@@ -14,7 +14,7 @@ public sealed record PoolStepReport(long Step, double Loss, double TargetAccurac
 /// <summary>
 /// KIP on random ConvNet features (see <see cref="FeaturePoolOptions"/>). Set-up has the backend
 /// compute the target subset's features under every pool network once (no gradient, a bounded
-/// buffer; in this process or sharded over kernel services) and computes the validation images'
+/// buffer; in this process or split by networks over kernel services) and computes the validation images'
 /// features under the held-out networks here; each step the backend runs only the support images
 /// through the k sampled networks (with gradient), builds K_ss and K_ts from features and returns
 /// the gradients, and this class takes an Adam step on the support images (and labels, and

@@ -40,6 +40,9 @@ public sealed partial class KernelGrpcService
             catch (InvalidFieldException e) { throw e.Within("networks", "kernel"); }
 
             var features = spec.RandomFeatures!;
+            reader.CheckNetworkWidth(features.Width, "networks.width");
+            // One network's first activations over every row are computed at once.
+            reader.CheckElements(targets.Count * features.Width * dataset.ImageShape[1] * dataset.ImageShape[2], "targets");
             var source = new RandomFeatureConvKernel(spec with { RandomFeatures = null }, features.Networks, features.Width, features.Seed);
             var (first, count) = request.NetworkRange is { } range ? (range.Start, range.Count) : (0, source.Networks);
             if (first < 0 || count < 1 || first > source.Networks - count)

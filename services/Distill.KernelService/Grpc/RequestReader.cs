@@ -47,8 +47,12 @@ public sealed class RequestReader(DatasetRegistry datasets, IOptions<KernelServi
     public RequestKernel Kernel(KernelSpec? message, string field = "kernel")
     {
         var spec = message.ToCore(field);
+        if (spec.RandomFeatures is { } features) CheckNetworkWidth(features.Width, $"{field}.random_features.width");
         return new RequestKernel(spec, spec.Create(options.Value.MaxChunkElements));
     }
+
+    /// <summary>A random network's widest weight (width x width x 3 x 3) is drawn whole: bounded like any request's tensors.</summary>
+    public void CheckNetworkWidth(long width, string field) => CheckElements(width * width * 9, field);
 
     /// <summary>
     /// Refuses an operand that a convolutional kernel cannot read as its C x H x W images: images

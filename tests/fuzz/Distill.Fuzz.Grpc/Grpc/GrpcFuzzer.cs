@@ -94,10 +94,18 @@ public sealed class GrpcFuzzer(CallInvoker kernel, CallInvoker distiller, int se
                 break;
             case "UploadDataset" or "RegisterDataset" or "DropDataset":
                 var datasets = await kernelClient.ListDatasetsAsync(new Protos.Kernel.V1.ListDatasetsRequest { PageSize = 1000 });
-                if (!datasets.Datasets.Any(d => d.Name == valid.Dataset)) await valid.ReplaceDatasetAsync(kernel);
+                if (!datasets.Datasets.Any(d => d.Name == valid.Dataset))
+                {
+                    await valid.ReplaceDatasetAsync(kernel);
+                    await valid.EnsurePoolAsync(kernel);
+                }
                 // Dropped at once, so that memory does not build up over the run.
                 foreach (var dataset in datasets.Datasets.Where(d => d.Name != valid.Dataset))
                     await Quietly(() => kernelClient.DropDatasetAsync(new DropDatasetRequest { Name = dataset.Name }).ResponseAsync);
+                break;
+            case "RegisterFeaturePool" or "DropFeaturePool":
+                // Registering the valid pool again finds it when it is still held.
+                await valid.EnsurePoolAsync(kernel);
                 break;
         }
     }

@@ -36,6 +36,9 @@ public sealed class ValidRequests
     /// <summary>runs/{run} on the distiller, ended, with checkpoints and snapshots.</summary>
     public string Run { get; }
 
+    /// <summary>featurePools/{pool} on the kernel service: the dataset's first rows under two random Myrtle-5 networks.</summary>
+    public string Pool { get; private set; } = "";
+
     public static async Task<ValidRequests> CreateAsync(CallInvoker kernel, CallInvoker distiller, string runDataset)
     {
         var dataset = await UploadAsync(kernel);
@@ -49,8 +52,14 @@ public sealed class ValidRequests
             run = await client.GetRunAsync(new GetRunRequest { Name = run.Name });
         }
         if (run.State != RunState.Succeeded) throw new InvalidOperationException($"the fuzzer's run {run.Name} ended {run.State}: {run.StateMessage}");
-        return new ValidRequests(dataset, run.Name, runDataset);
+        var valid = new ValidRequests(dataset, run.Name, runDataset);
+        await valid.EnsurePoolAsync(kernel);
+        return valid;
     }
+
+    /// <summary>Registers the feature pool (again, after a fuzzed drop or a replaced dataset); the held one when it is still there.</summary>
+    public async Task EnsurePoolAsync(CallInvoker kernel) =>
+        Pool = (await new KernelClient(kernel).RegisterFeaturePoolAsync((RegisterFeaturePoolRequest)For("distill.kernel.v1.KernelService.RegisterFeaturePool")[0])).Name;
 
     /// <summary>Uploads the kernel service's dataset again (after a fuzzed DropDataset dropped it).</summary>
     public async Task ReplaceDatasetAsync(CallInvoker kernel) => Dataset = await UploadAsync(kernel);
@@ -87,6 +96,21 @@ public sealed class ValidRequests
         "distill.kernel.v1.KernelService.KipShardStep" => [new KipShardStepRequest
             { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), SupportLabels = Tensor([3, Classes]), Targets = Rows(6).Rows, TotalTargets = 6, WantLabelGradient = true }],
         "distill.kernel.v1.KernelService.LabelSolveShard" => [new LabelSolveShardRequest { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), Targets = Rows(6).Rows }],
+        "distill.kernel.v1.KernelService.RegisterFeaturePool" => [new RegisterFeaturePoolRequest
+            { Networks = PoolNetworks(), Targets = Rows(6).Rows, FeatureType = DataType.Float32, LeaseTtl = Duration.FromTimeSpan(TimeSpan.FromMinutes(5)) }],
+        "distill.kernel.v1.KernelService.DropFeaturePool" => [new DropFeaturePoolRequest { Name = Pool }],
+        "distill.kernel.v1.KernelService.FeaturePoolStep" => [new FeaturePoolStepRequest
+        {
+            Pool = Pool, Support = Tensor([3, .. ImageShape]), SupportLabels = Tensor([3, Classes]), Networks = { 0, 1 }, Rows = { 0, 2, 4 },
+            TotalTargets = 3, Loss = PoolLoss.Platt, LogScale = 0.1, Regularization = 1e-6, WantLabelGradient = true,
+        }],
+        "distill.kernel.v1.KernelService.FeaturePoolProducts" => [new FeaturePoolProductsRequest
+            { Pool = Pool, Support = Tensor([3, .. ImageShape]), Networks = { 1 }, Rows = { 0, 1 }, KeepForGradient = true }],
+        "distill.kernel.v1.KernelService.FeaturePoolProductsGradient" => [new FeaturePoolProductsGradientRequest
+        {
+            Pool = Pool, Support = Tensor([3, .. ImageShape]), Networks = { 1 }, Rows = { 0, 1 },
+            SupportCotangent = Tensor([3, 3]), TargetCotangent = Tensor([2, 3]),
+        }],
 
         "distill.distiller.v1.DistillerService.StartRun" => [new StartRunRequest { Spec = Spec(_runDataset), RequestId = Guid.NewGuid().ToString() }],
         "distill.distiller.v1.DistillerService.GetRun" => [new GetRunRequest { Name = Run }],
@@ -103,6 +127,10 @@ public sealed class ValidRequests
         "distill.distiller.v1.DistillerService.ListDatasets" => [new DistillerListDatasetsRequest()],
         _ => throw new ArgumentException($"no valid request for {method}", nameof(method)),
     };
+
+    // Myrtle-5 reads the 4 x 4 images (two poolings).
+    private static RandomFeatureConvSpec PoolNetworks() => new()
+        { Architecture = ConvArchitecture.Myrtle5, ImageChannels = 1, ImageHeight = 4, ImageWidth = 4, Networks = 2, Width = 4, Seed = 1 };
 
     private static KernelSpec Kernel() => new() { FullyConnected = new FullyConnectedSpec { Kind = KernelKind.Ntk, Depth = 1, WStd = 1.4, BStd = 0.1 } };
 
