@@ -7,6 +7,7 @@ using Distill.Core.Kernels;
 using Distill.KernelService.FeaturePools;
 using Distill.Protos.Kernel.V1;
 using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using static TorchSharp.torch;
 using KernelSpec = Distill.Protos.Kernel.V1.KernelSpec;
@@ -69,81 +70,70 @@ public sealed partial class KernelGrpcService
         return Task.FromResult(new DropFeaturePoolResponse());
     }
 
-    public override Task<FeaturePoolStepResponse> FeaturePoolStep(FeaturePoolStepRequest request, ServerCallContext context)
-    {
-        return compute.RunAsync(() =>
+    public override Task<FeaturePoolStepResponse> FeaturePoolStep(FeaturePoolStepRequest request, ServerCallContext context) =>
+        OnPoolAsync(nameof(FeaturePoolStep), request.Pool, request.Support, request.Networks.Count, request.Rows.Count, context, (pool, support) =>
         {
-            var watch = Stopwatch.StartNew();
-            using var use = pools.Use(request.Pool, "pool");
-            var pool = use.Resource;
-            using var scope = NewDisposeScope();
-            var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
             var labels = Labels(request.SupportLabels, "support_labels", support.Rows.shape[0], pool.ClassCount);
             var loss = request.Loss.ToCore();
             if (request.HasLogScale && !double.IsFinite(request.LogScale))
                 throw new InvalidFieldException("log_scale", $"must be finite, got {request.LogScale}");
             var regularization = RequestReader.Regularization(request.HasRegularization, request.Regularization);
             long total = request.TotalTargets == 0 ? request.Rows.Count : request.TotalTargets;
-
             using var result = pool.Shard.Step(new PoolStepRequest(support.Rows, labels, request.HasLogScale ? request.LogScale : null,
                 request.Networks.ToArray(), request.Rows.ToArray(), total, request.WantLabelGradient, Step: 0), loss, regularization);
-            metrics.Computed(nameof(FeaturePoolStep), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
             var response = new FeaturePoolStepResponse
             {
                 Loss = result.Loss, Correct = result.Correct, TargetCount = result.Count,
-                SupportGradient = result.SupportGradient.ToMessage(shape: support.Shape),
-                LogScaleGradient = result.ScaleGradient,
-                ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed),
+                SupportGradient = result.SupportGradient.ToMessage(shape: support.Shape), LogScaleGradient = result.ScaleGradient,
             };
             if (result.LabelGradient is not null) response.LabelGradient = result.LabelGradient.ToMessage();
             return response;
-        }, context.CancellationToken);
-    }
+        }, (response, time) => response.ComputeTime = time);
 
-    public override Task<FeaturePoolProductsResponse> FeaturePoolProducts(FeaturePoolProductsRequest request, ServerCallContext context)
-    {
-        return compute.RunAsync(() =>
+    public override Task<FeaturePoolProductsResponse> FeaturePoolProducts(FeaturePoolProductsRequest request, ServerCallContext context) =>
+        OnPoolAsync(nameof(FeaturePoolProducts), request.Pool, request.Support, request.Networks.Count, request.Rows.Count, context, (pool, support) =>
         {
-            var watch = Stopwatch.StartNew();
-            using var use = pools.Use(request.Pool, "pool");
-            var pool = use.Resource;
-            using var scope = NewDisposeScope();
-            var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
             var products = pool.Shard.Products(support.Rows, request.Networks.ToArray(), request.Rows.ToArray());
-            metrics.Computed(nameof(FeaturePoolProducts), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
             var response = new FeaturePoolProductsResponse
             {
                 SupportProducts = products.SupportProducts.detach().ToMessage(), TargetProducts = products.TargetProducts.detach().ToMessage(),
             };
             if (request.KeepForGradient) response.GradientToken = pool.Keep(products);
             else products.Dispose();
-            response.ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed);
             return response;
-        }, context.CancellationToken);
-    }
+        }, (response, time) => response.ComputeTime = time);
 
-    public override Task<FeaturePoolProductsGradientResponse> FeaturePoolProductsGradient(FeaturePoolProductsGradientRequest request, ServerCallContext context)
-    {
-        return compute.RunAsync(() =>
+    public override Task<FeaturePoolProductsGradientResponse> FeaturePoolProductsGradient(FeaturePoolProductsGradientRequest request, ServerCallContext context) =>
+        OnPoolAsync(nameof(FeaturePoolProductsGradient), request.Pool, request.Support, request.Networks.Count, request.Rows.Count, context, (pool, support) =>
         {
-            var watch = Stopwatch.StartNew();
-            using var use = pools.Use(request.Pool, "pool");
-            var pool = use.Resource;
-            using var scope = NewDisposeScope();
-            var support = PoolSupport(request.Support, pool, request.Networks.Count, request.Rows.Count);
-            var (supportCotangent, targetCotangent) = (reader.Matrix(request.SupportCotangent, "support_cotangent"), reader.Matrix(request.TargetCotangent, "target_cotangent"));
+            var supportCotangent = reader.Matrix(request.SupportCotangent, "support_cotangent");
+            var targetCotangent = reader.Matrix(request.TargetCotangent, "target_cotangent");
             using var kept = pool.Take(request.GradientToken);
             var gradient = kept is not null
                 ? kept.Gradient(supportCotangent, targetCotangent)
                 : pool.Shard.ProductsGradient(support.Rows, request.Networks.ToArray(), request.Rows.ToArray(), supportCotangent, targetCotangent);
-            metrics.Computed(nameof(FeaturePoolProductsGradient), (request.Rows.Count + support.Rows.shape[0]) * support.Rows.shape[0] * request.Networks.Count);
-            return new FeaturePoolProductsGradientResponse
-            {
-                SupportGradient = gradient.ToMessage(shape: support.Shape),
-                ComputeTime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(watch.Elapsed),
-            };
+            var response = new FeaturePoolProductsGradientResponse { SupportGradient = gradient.ToMessage(shape: support.Shape) };
+            return response;
+        }, (response, time) => response.ComputeTime = time);
+
+    /// <summary>
+    /// A pool call on the compute thread: the pool held while it runs, the support read and checked
+    /// (<see cref="PoolSupport"/>), tensors in one dispose scope, the work counted, and the compute
+    /// time put on the response.
+    /// </summary>
+    private Task<T> OnPoolAsync<T>(string method, string poolName, Protos.Kernel.V1.Tensor? supportMessage, int networks, int rows,
+        ServerCallContext context, Func<HeldFeaturePool, InlineImages, T> work, Action<T, Duration> setComputeTime) =>
+        compute.RunAsync(() =>
+        {
+            var watch = Stopwatch.StartNew();
+            using var use = pools.Use(poolName, "pool");
+            using var scope = NewDisposeScope();
+            var support = PoolSupport(supportMessage, use.Resource, networks, rows);
+            var response = work(use.Resource, support);
+            metrics.Computed(method, (rows + support.Rows.shape[0]) * support.Rows.shape[0] * networks);
+            setComputeTime(response, Duration.FromTimeSpan(watch.Elapsed));
+            return response;
         }, context.CancellationToken);
-    }
 
     /// <summary>
     /// The inline support of a pool call, which must be the pool's images, and the bounds every
