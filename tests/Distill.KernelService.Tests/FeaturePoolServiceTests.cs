@@ -62,7 +62,7 @@ public class FeaturePoolServiceTests
         var b = await server.Client.FeaturePoolStepAsync(Step(second.Name, support, labels, networks, [1, 4], 4));
 
         var source = new RandomFeatureConvKernel(ConvNet3, Networks, Width, Seed);
-        using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12), Enumerable.Range(0, 12).Select(i => i % Classes).ToArray(),
+        using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12),
             ScalarType.Float64, long.MaxValue);
         using var engine = whole.Step(new PoolStepRequest(support, labels, 0.3, networks, [1, 3, 7, 10], 4, true, 0), PoolLoss.Platt, 1e-2);
 
@@ -119,7 +119,7 @@ public class FeaturePoolServiceTests
             })).SupportGradient.ToTorch().reshape(3, -1);
         var gradient = (await Gradient(low, [1], a.GradientToken)).add(await Gradient(high, [2, 3]));
 
-        using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12), Enumerable.Range(0, 12).Select(i => i % Classes).ToArray(),
+        using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12),
             ScalarType.Float64, long.MaxValue);
         using var engine = whole.Step(request, PoolLoss.Platt, 1e-2);
         Assert.Equal(engine.Loss, step.Loss, 1e-10);

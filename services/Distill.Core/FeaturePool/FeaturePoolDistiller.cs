@@ -346,7 +346,7 @@ public sealed class FeaturePoolDistiller : IDisposable
         var index = tensor(rows, device: _data.TrainImages.device);
         var watch = Stopwatch.StartNew();
         var buffer = NetworkFeatureBuffer.Compute(source, networks, _data.TrainImages.index_select(0, index), _data.TrainTargets.index_select(0, index),
-            rows.Select(i => _data.TrainLabels[i]).ToArray(), Options.FeatureType, Options.MaxBufferBytes,
+            Options.FeatureType, Options.MaxBufferBytes,
             LocalFeaturePoolBackend.ProgressLog(what, watch, log));
         buffer.Features.MoveToOuterDisposeScope();
         buffer.Targets.MoveToOuterDisposeScope();

@@ -35,13 +35,13 @@ public sealed class FeaturePoolShard : IDisposable
     /// <paramref name="source"/> (<paramref name="count"/> of them; null: to the last); refuses a
     /// buffer over <paramref name="maxBytes"/> (naming <paramref name="field"/>) before computing.
     /// </summary>
-    public static FeaturePoolShard Compute(RandomFeatureConvKernel source, Tensor images, Tensor targets, int[] labels, ScalarType type,
+    public static FeaturePoolShard Compute(RandomFeatureConvKernel source, Tensor images, Tensor targets, ScalarType type,
         long maxBytes, Action<int, int>? progress = null, string field = "feature_buffer_mb", int first = 0, int? count = null)
     {
         int networkCount = count ?? source.Networks - first;
         if (first < 0 || networkCount < 1 || first + networkCount > source.Networks)
             throw new InvalidFieldException("network_range", $"[{first}, {first + networkCount}) is not a range of the pool's {source.Networks} networks");
-        var buffer = NetworkFeatureBuffer.Compute(source, networkCount, images, targets, labels, type, maxBytes, progress, field, first);
+        var buffer = NetworkFeatureBuffer.Compute(source, networkCount, images, targets, type, maxBytes, progress, field, first);
         // Held until disposed, whatever dispose scope the caller computes in.
         buffer.Features.DetachFromDisposeScope();
         buffer.Targets.DetachFromDisposeScope();

@@ -28,7 +28,7 @@ public sealed class LocalFeaturePoolBackend(PreparedDataset data, FeaturePoolOpt
         var index = tensor(_rows, device: data.TrainImages.device);
         var watch = Stopwatch.StartNew();
         Shard = FeaturePoolShard.Compute(pool, data.TrainImages.index_select(0, index), data.TrainTargets.index_select(0, index),
-            _rows.Select(i => data.TrainLabels[i]).ToArray(), options.FeatureType, options.MaxBufferBytes,
+            options.FeatureType, options.MaxBufferBytes,
             ProgressLog("target", watch, log));
         return Task.CompletedTask;
     }

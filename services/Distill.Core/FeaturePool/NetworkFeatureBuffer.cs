@@ -13,18 +13,16 @@ public sealed class NetworkFeatureBuffer : IDisposable
 {
     private readonly Tensor _features;
 
-    private NetworkFeatureBuffer(Tensor features, Tensor targets, int[] labels)
+    private NetworkFeatureBuffer(Tensor features, Tensor targets)
     {
         _features = features;
         Targets = targets;
-        Labels = labels;
     }
 
     /// <summary>Stored features, [networks, n, F].</summary>
     public Tensor Features => _features;
     /// <summary>The images' regression targets (centred one-hot), [n, C] float64.</summary>
     public Tensor Targets { get; }
-    public int[] Labels { get; }
     public int Networks => (int)_features.shape[0];
     public long Count => _features.shape[1];
     public long FeatureCount => _features.shape[2];
@@ -39,7 +37,7 @@ public sealed class NetworkFeatureBuffer : IDisposable
     /// <paramref name="source"/>, in <paramref name="type"/>; refuses a buffer over <paramref name="maxBytes"/>.
     /// <paramref name="progress"/> hears (networks done, networks in all).
     /// </summary>
-    public static NetworkFeatureBuffer Compute(RandomFeatureConvKernel source, int networks, Tensor images, Tensor targets, int[] labels,
+    public static NetworkFeatureBuffer Compute(RandomFeatureConvKernel source, int networks, Tensor images, Tensor targets,
         ScalarType type, long maxBytes, Action<int, int>? progress = null, string field = "feature_buffer_mb", int first = 0)
     {
         long bytes = SizeOf(networks, images.shape[0], source.FeatureCount, type);
@@ -61,7 +59,7 @@ public sealed class NetworkFeatureBuffer : IDisposable
                     progress?.Invoke(m + 1, networks);
                 }
             }
-            return new NetworkFeatureBuffer(features, targets.clone(), labels.ToArray());
+            return new NetworkFeatureBuffer(features, targets.clone());
         }
         catch
         {

@@ -12,32 +12,20 @@ public sealed record PoolStepRequest(Tensor SupportImages, Tensor SupportLabels,
     long TotalTargets, bool WantLabelGradient, long Step);
 
 /// <summary>
-/// The share of one pooled KIP step a set of target rows contributes. Every field is a sum
-/// over the rows (the loss carries 1 / total targets), so the results of disjoint parts of a
-/// batch add up to the batch's result.
+/// The result of one pooled KIP step over a set of target rows. Every field is a sum over the
+/// rows (the loss carries 1 / total targets), so disjoint parts of a batch add up to the batch's.
 /// </summary>
 public sealed class PoolStepResult : IDisposable
 {
-    public required double Loss { get; set; }
+    public required double Loss { get; init; }
     /// <summary>Targets the KRR predictor classifies correctly, of <see cref="Count"/>.</summary>
-    public required long Correct { get; set; }
-    public required long Count { get; set; }
+    public required long Correct { get; init; }
+    public required long Count { get; init; }
     /// <summary>dL/d(support images), n x d float64, shaped as the request's support.</summary>
     public required Tensor SupportGradient { get; init; }
     public Tensor? LabelGradient { get; init; }
     /// <summary>dL/d(log scale) of the Platt loss; 0 for MSE.</summary>
-    public double ScaleGradient { get; set; }
-
-    /// <summary>Adds another part's result into this one.</summary>
-    public void Add(PoolStepResult other)
-    {
-        Loss += other.Loss;
-        Correct += other.Correct;
-        Count += other.Count;
-        ScaleGradient += other.ScaleGradient;
-        SupportGradient.add_(other.SupportGradient);
-        LabelGradient?.add_(other.LabelGradient!);
-    }
+    public double ScaleGradient { get; init; }
 
     public void Dispose()
     {

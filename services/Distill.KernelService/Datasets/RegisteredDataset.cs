@@ -44,7 +44,7 @@ public sealed class RegisteredDataset : LeasedResource
 
     public const string NamePrefix = "datasets/";
 
-    public string Id { get; }
+    public override string Id { get; }
     public string Name => NamePrefix + Id;
     public string DisplayName { get; }
     public int ClassCount { get; }
@@ -56,6 +56,7 @@ public sealed class RegisteredDataset : LeasedResource
     public IReadOnlyDictionary<string, string> PreprocessingDetails { get; }
     public long FeatureCount { get; }
     public long ElementCount { get; }
+    public override long Footprint => ElementCount;
 
     public RegisteredSplit Split(Split split) => split == Protos.Kernel.V1.Split.Test ? Test : Train;
 

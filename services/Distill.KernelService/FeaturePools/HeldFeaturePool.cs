@@ -10,7 +10,7 @@ public sealed class HeldFeaturePool(string id, string dataset, int classCount, I
 {
     public const string NamePrefix = "featurePools/";
 
-    public string Id { get; } = id;
+    public override string Id { get; } = id;
     public string Name => NamePrefix + Id;
     /// <summary>The name of the dataset the targets came from.</summary>
     public string Dataset { get; } = dataset;
@@ -19,6 +19,7 @@ public sealed class HeldFeaturePool(string id, string dataset, int classCount, I
     public FeaturePoolShard Shard { get; } = shard;
     // Kept as values: the budget is settled after the tensors may be gone.
     public long Bytes { get; } = shard.Bytes;
+    public override long Footprint => Bytes;
     public int Networks { get; } = shard.NetworkCount;
     public int FirstNetwork { get; } = shard.FirstNetwork;
     public long TargetCount { get; } = shard.Buffer.Count;

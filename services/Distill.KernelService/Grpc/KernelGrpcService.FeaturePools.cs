@@ -55,7 +55,7 @@ public sealed partial class KernelGrpcService
             {
                 using var scope = NewDisposeScope();
                 var shard = FeaturePoolShard.Compute(source, targets.Split.Features.index_select(0, targets.Index),
-                    targets.Split.Targets.index_select(0, targets.Index), targets.Index.cpu().data<long>().Select(i => targets.Split.Labels[i]).ToArray(),
+                    targets.Split.Targets.index_select(0, targets.Index),
                     type, long.MaxValue, (_, _) => cancellation.ThrowIfCancellationRequested(), first: (int)first, count: (int)count);
                 return new HeldFeaturePool(id, dataset.Name, dataset.ClassCount, dataset.ImageShape, shard) { LeaseTtl = ttl };
             });

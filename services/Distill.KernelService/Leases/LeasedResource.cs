@@ -13,6 +13,10 @@ public abstract class LeasedResource
     private bool _released;
     private bool _freed;
 
+    /// <summary>The id its name ends with.</summary>
+    public abstract string Id { get; }
+    /// <summary>What it counts against its registry's budget; kept as a value, for it is settled after the memory may be gone.</summary>
+    public abstract long Footprint { get; }
     public DateTimeOffset CreateTime { get; init; }
     public TimeSpan? LeaseTtl { get; init; }
     public DateTimeOffset? ExpireTime { get; private set; }

@@ -49,9 +49,9 @@ public class FeaturePoolTests : TensorLeakCheck
         var targets = Images(12, 1);
         int[] classes = Enumerable.Range(0, 12).Select(i => i % 3).ToArray();
         var targetLabels = CenteredOneHotOf(classes, 3);
-        using var whole = FeaturePoolShard.Compute(source, targets, targetLabels, classes, ScalarType.Float64, long.MaxValue);
-        using var first = FeaturePoolShard.Compute(source, targets, targetLabels, classes, ScalarType.Float64, long.MaxValue, first: 0, count: 3);
-        using var second = FeaturePoolShard.Compute(source, targets, targetLabels, classes, ScalarType.Float64, long.MaxValue, first: 3, count: 3);
+        using var whole = FeaturePoolShard.Compute(source, targets, targetLabels, ScalarType.Float64, long.MaxValue);
+        using var first = FeaturePoolShard.Compute(source, targets, targetLabels, ScalarType.Float64, long.MaxValue, first: 0, count: 3);
+        using var second = FeaturePoolShard.Compute(source, targets, targetLabels, ScalarType.Float64, long.MaxValue, first: 3, count: 3);
         var support = Images(3, 2);
         var labels = CenteredOneHotOf([0, 1, 2], 3).add(Images(1, 3).narrow(1, 0, 9).reshape(3, 3).mul(0.1));
         int[] sampled = [4, 0, 5];
