@@ -191,6 +191,19 @@ public sealed class DistillerClient
             response.Kernel is null ? new KernelSpecification() : Messages.FromProto(response.Kernel));
     }
 
+    /// <summary>
+    /// Trains finite networks on the run's support set in the distiller and scores them on the
+    /// test split; never changes the run. Takes minutes on a CPU, and a distiller runs one at a time.
+    /// </summary>
+    /// <param name="step">A snapshot's step; null: the latest checkpoint.</param>
+    public async Task<TransferEvaluation> TransferRunAsync(string run, TransferSpecification? transfer = null, long? step = null,
+        CancellationToken cancellationToken = default)
+    {
+        var request = new EvaluateRunRequest { Name = RunNames.ToName(run), Transfer = Messages.ToProto(transfer ?? new TransferSpecification()) };
+        if (step is { } s) request.Step = s;
+        return Messages.FromProto(await Call(client.EvaluateRunAsync(request, cancellationToken: cancellationToken), cancellationToken));
+    }
+
     /// <summary>The kernel services this distiller uses, with their health and load.</summary>
     public async Task<IReadOnlyList<KernelServiceInfo>> ListKernelServicesAsync(CancellationToken cancellationToken = default)
     {

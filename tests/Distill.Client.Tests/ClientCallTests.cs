@@ -109,6 +109,42 @@ public class ClientCallTests
     }
 
     [Fact]
+    public async Task TransferRun_sends_a_transfer_evaluation_with_only_the_fields_given_and_reads_each_network_back()
+    {
+        var invoker = new FakeInvoker((_, request) =>
+        {
+            var sent = ((EvaluateRunRequest)request).Transfer;
+            var response = new EvaluateRunResponse
+            {
+                TestAccuracy = 0.4, Step = 30,
+                Transfer = new TransferResult
+                {
+                    TestAccuracyStd = 0.1, TestCount = 200, Seconds = 12.5,
+                    Spec = new TransferSpec { Protocol = sent.Protocol, Seeds = 2, Width = sent.Width, Epochs = 300, LearningRate = 0.01, MaxTest = 200 },
+                },
+            };
+            response.Transfer.Seeds.Add(new Protos.Distiller.V1.TransferSeedResult { Seed = 0, TestAccuracy = 0.3, Epochs = 300, BestEpoch = 300 });
+            response.Transfer.Seeds.Add(new Protos.Distiller.V1.TransferSeedResult { Seed = 1, TestAccuracy = 0.5, Epochs = 300, BestEpoch = 300 });
+            return response;
+        });
+        var client = new DistillerClient(invoker);
+
+        var result = await client.TransferRunAsync("run-abc", new TransferSpecification { Protocol = TransferProtocolKind.Standard, Width = 32 }, step: 30);
+
+        var request = (EvaluateRunRequest)Assert.Single(invoker.Calls).Request;
+        Assert.Equal(("runs/run-abc", 30L, (KernelProto.KernelSpec?)null), (request.Name, request.Step, request.Kernel));
+        Assert.Equal(TransferProtocol.Standard, request.Transfer.Protocol);
+        Assert.Equal(32, request.Transfer.Width);
+        Assert.False(request.Transfer.HasSeeds);
+        Assert.False(request.Transfer.HasEpochs);
+
+        Assert.Equal((0.4, 0.1, 30L, 200, TimeSpan.FromSeconds(12.5)), (result.TestAccuracy, result.TestAccuracyStd, result.Step, result.TestCount, result.Duration));
+        Assert.Equal([new TransferSeedResult(0, 0.3, 300, 300), new TransferSeedResult(1, 0.5, 300, 300)], result.Seeds);
+        Assert.Equal(new TransferSpecification { Protocol = TransferProtocolKind.Standard, Seeds = 2, Width = 32, Epochs = 300, LearningRate = 0.01, MaxTest = 200 },
+            result.Spec);
+    }
+
+    [Fact]
     public async Task Calls_by_bare_id_send_the_resource_name_and_errors_arrive_decoded()
     {
         var status = new Google.Rpc.Status { Code = (int)Google.Rpc.Code.NotFound, Message = "no such run" };

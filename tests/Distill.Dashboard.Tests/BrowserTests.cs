@@ -110,6 +110,19 @@ public sealed class BrowserTests
         await page.Locator("[data-testid=cancel-run]").ClickAsync();
         await page.Locator("[data-testid=run-state]", new() { HasTextString = "Cancelled" }).WaitForAsync();
 
+        // One small network trained on the cancelled run's images by the distiller.
+        foreach (var (field, value) in new[] { ("transfer-seeds", "1"), ("transfer-width", "8"), ("transfer-epochs", "20"), ("transfer-max-test", "100") })
+        {
+            var input = page.Locator($"input[data-testid={field}], [data-testid={field}] input").First;
+            await input.FillAsync(value);
+            await input.PressAsync("Tab");
+        }
+        await page.Locator("[data-testid=transfer]").ClickAsync();
+        var transfer = page.Locator("[data-testid=transfer-result]");
+        await transfer.WaitForAsync(new() { Timeout = 180_000 });
+        Assert.Matches(new Regex(@"width 8.*\b100\b", RegexOptions.Singleline), await transfer.InnerTextAsync());
+        await Shoot(page, "transfer");
+
         // A second, shorter run to compare with the first.
         var first = page.Url.Split('/')[^1];
         await Open(page, "runs/new");

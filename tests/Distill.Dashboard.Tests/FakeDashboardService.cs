@@ -120,6 +120,18 @@ public sealed class FakeDashboardService : IDashboardService
         return Task.FromResult(new EvaluationResult(kernel.Kind == KernelKind.Nngp ? 0.75 : 0.5, 0.125, step ?? 0, kernel with { Depth = kernel.Depth ?? 1 }));
     }
 
+    /// <summary>Transfer answers: TransferAnswer's result, or TransferFailure thrown; the calls made.</summary>
+    public DistillerException? TransferFailure { get; set; }
+    public TaskCompletionSource<TransferEvaluation>? TransferAnswer { get; set; }
+    public List<(string Run, TransferSpecification Spec, long? Step)> Transfers { get; } = [];
+
+    public Task<TransferEvaluation> TransferRunAsync(string id, TransferSpecification transfer, long? step, CancellationToken cancellationToken = default)
+    {
+        if (TransferFailure is not null) throw TransferFailure;
+        Transfers.Add((id, transfer, step));
+        return (TransferAnswer ??= new()).Task.WaitAsync(cancellationToken);
+    }
+
     public IDisposable Watch(string id, Action<IReadOnlyList<RunEventRecord>> onEvents)
     {
         watchers.Add(onEvents);

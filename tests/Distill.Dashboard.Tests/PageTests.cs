@@ -317,6 +317,36 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
+    public async Task Trains_finite_networks_at_the_shown_step_and_shows_each_networks_accuracy()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        Fake.Snapshots.Add(FakeDashboardService.Snapshot(50));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.Contains("Train on step 50", page.Find("[data-testid=transfer]").TextContent));
+        var panel = page.FindComponent<TransferPanel>();
+        await panel.InvokeAsync(() => panel.Instance.Set(TransferProtocolKind.Standard, 2, 64, 30, null));
+        page.Find("[data-testid=transfer]").Click();
+        page.WaitForAssertion(() => Assert.Contains("Training networks", page.Find("[data-testid=transfer]").TextContent));
+        var (run, spec, step) = Assert.Single(Fake.Transfers);
+        Assert.Equal(("run-a", 50L), (run, step));
+        Assert.Equal(new TransferSpecification { Protocol = TransferProtocolKind.Standard, Seeds = 2, Width = 64, Epochs = 30 }, spec);
+
+        Fake.TransferAnswer!.SetResult(new TransferEvaluation(0.4, 0.1, 50, [new(0, 0.3, 30, 30), new(1, 0.5, 30, 30)],
+            spec with { LearningRate = 0.01, MaxTest = 200 }, 200, TimeSpan.FromSeconds(75)));
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("[data-testid=transfer-result]")));
+        var cells = page.FindAll("[data-testid=transfer-result] td").Select(c => c.TextContent).ToArray();
+        Assert.Equal(["Standard (width 64)", "50", "40.0 % ± 10.0 %", "30.0 %, 50.0 %", "200", "1m 15s"], cells);
+        Assert.Contains("Train on step 50", page.Find("[data-testid=transfer]").TextContent);
+
+        Fake.TransferFailure = new DistillerException(StatusCode.InvalidArgument, "invalid transfer",
+            fieldViolations: new Dictionary<string, string> { ["transfer.width"] = "must be 1 to 1024, got 4096" });
+        page.Find("[data-testid=transfer]").Click();
+        page.WaitForAssertion(() => Assert.Contains("must be 1 to 1024, got 4096", page.Markup));
+        Assert.Empty(page.FindAll("[data-testid=transfer-error]"));  // shown at its field
+        Assert.Single(page.FindAll("[data-testid=transfer-result]"));  // the earlier result stays
+    }
+
+    [Fact]
     public async Task Unsubscribes_when_closed()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));

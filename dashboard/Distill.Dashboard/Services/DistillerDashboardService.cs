@@ -74,6 +74,9 @@ public sealed class DistillerDashboardService(DistillerClient client, RunWatcher
     public Task<EvaluationResult> EvaluateRunAsync(string id, KernelSpecification kernel, long? step, CancellationToken cancellationToken = default) =>
         client.EvaluateRunAsync(id, kernel, step, cancellationToken);
 
+    public Task<TransferEvaluation> TransferRunAsync(string id, TransferSpecification transfer, long? step, CancellationToken cancellationToken = default) =>
+        client.TransferRunAsync(id, transfer, step, cancellationToken);
+
     private readonly Dictionary<string, LossHistory> losses = new(StringComparer.Ordinal);
 
     public async Task<IReadOnlyList<double>> RecentLossesAsync(string id, long step, int count, CancellationToken cancellationToken = default)

@@ -32,6 +32,9 @@ public interface IDashboardService
     /// <summary>KRR test accuracy and MSE of the run's support set at a step under another kernel.</summary>
     Task<EvaluationResult> EvaluateRunAsync(string id, KernelSpecification kernel, long? step, CancellationToken cancellationToken = default);
 
+    /// <summary>Finite networks trained on the run's support set at a step and scored on the test split; takes minutes.</summary>
+    Task<TransferEvaluation> TransferRunAsync(string id, TransferSpecification transfer, long? step, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Subscribes to a run's events: the handler first gets every event so far, then batches of
     /// new ones, at most a few times a second. Dispose the result to unsubscribe.

@@ -36,6 +36,41 @@ internal static class Messages
         return message;
     }
 
+    public static TransferSpec ToProto(TransferSpecification spec)
+    {
+        var message = new TransferSpec { Protocol = spec.Protocol == TransferProtocolKind.Standard ? TransferProtocol.Standard : TransferProtocol.Kernel };
+        if (spec.Seeds is { } seeds) message.Seeds = seeds;
+        if (spec.Width is { } width) message.Width = width;
+        if (spec.Epochs is { } epochs) message.Epochs = epochs;
+        if (spec.LearningRate is { } lr) message.LearningRate = lr;
+        if (spec.HeldOut is { } heldOut) message.HeldOut = heldOut;
+        if (spec.EvalEvery is { } every) message.EvalEvery = every;
+        if (spec.Patience is { } patience) message.Patience = patience;
+        if (spec.MaxTest is { } maxTest) message.MaxTest = maxTest;
+        return message;
+    }
+
+    public static TransferEvaluation FromProto(EvaluateRunResponse response)
+    {
+        var transfer = response.Transfer;
+        var spec = transfer.Spec ?? new TransferSpec();
+        return new TransferEvaluation(response.TestAccuracy, transfer.TestAccuracyStd, response.Step,
+            transfer.Seeds.Select(s => new TransferSeedResult(s.Seed, s.TestAccuracy, s.Epochs, s.BestEpoch)).ToArray(),
+            new TransferSpecification
+            {
+                Protocol = spec.Protocol == TransferProtocol.Standard ? TransferProtocolKind.Standard : TransferProtocolKind.Kernel,
+                Seeds = spec.HasSeeds ? spec.Seeds : null,
+                Width = spec.HasWidth ? spec.Width : null,
+                Epochs = spec.HasEpochs ? spec.Epochs : null,
+                LearningRate = spec.HasLearningRate ? spec.LearningRate : null,
+                HeldOut = spec.HasHeldOut ? spec.HeldOut : null,
+                EvalEvery = spec.HasEvalEvery ? spec.EvalEvery : null,
+                Patience = spec.HasPatience ? spec.Patience : null,
+                MaxTest = spec.HasMaxTest ? spec.MaxTest : null,
+            },
+            transfer.TestCount, TimeSpan.FromSeconds(transfer.Seconds));
+    }
+
     private static FeaturePoolSpec ToProto(FeaturePoolSpecification pool)
     {
         var message = new FeaturePoolSpec
