@@ -140,6 +140,28 @@ public sealed class NewRunPageTests : DashboardTestBase
     }
 
     [Fact]
+    public async Task A_clone_of_a_feature_pool_run_shows_the_pool_and_starts_the_same_run()
+    {
+        var original = RunFormTests.PoolRun();
+        Fake.Runs.Add(FakeDashboardService.Run("run-pool") with { Spec = original });
+        Services.GetRequiredService<NavigationManager>().NavigateTo("runs/new?clone=run-pool");
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.Equal("128", page.Find("input[data-testid=field-pool-size], [data-testid=field-pool-size] input").GetAttribute("value")));
+        Assert.Equal("32", page.Find("input[data-testid=field-image-height], [data-testid=field-image-height] input").GetAttribute("value"));
+
+        Fake.StartFailure = new DistillerException(StatusCode.InvalidArgument, "invalid spec",
+            fieldViolations: new Dictionary<string, string> { ["spec.feature_pool.pool_size"] = "must be at most 4096, got 5000", ["spec.kernel.convolutional.image_height"] = "must be 8 or more" });
+        await page.InvokeAsync(() => page.Instance.SubmitAsync());
+        page.WaitForAssertion(() => Assert.Contains("must be at most 4096", page.Markup));
+        Assert.Contains("must be 8 or more", page.Markup);
+        Assert.Contains("Please fix the fields marked below", page.Find("[data-testid=form-error]").TextContent);  // both shown at their fields
+
+        Fake.StartFailure = null;
+        await page.InvokeAsync(() => page.Instance.SubmitAsync());
+        Assert.Equal(original, Assert.Single(Fake.Started));
+    }
+
+    [Fact]
     public void Size_hint_follows_the_images_per_class()
     {
         var page = Render<NewRun>();

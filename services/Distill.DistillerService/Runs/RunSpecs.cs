@@ -75,7 +75,6 @@ public static class RunSpecs
         ["held_out_networks"] = "spec.feature_pool.held_out_networks",
         ["validation_per_class"] = "spec.feature_pool.validation_per_class",
         ["validate_every"] = "spec.feature_pool.validate_every",
-        ["feature_buffer_mb"] = "spec.feature_pool.validation_per_class",
     };
 
     /// <summary>The feature-pool options of a run with <c>feature_pool</c> set (after <see cref="Normalize"/>); errors name spec fields.</summary>
