@@ -16,9 +16,19 @@ public static class Display
     public static string Kernel(KernelSpecification? kernel)
     {
         kernel ??= new KernelSpecification();
-        var architecture = kernel.Architecture == KernelSpecification.FullyConnected ? "FC" : kernel.Architecture;
-        return $"{kernel.Kind.ToString().ToUpperInvariant()} {architecture}" + (kernel.Depth is { } d ? $"-{d}" : "");
+        var kind = kernel.Kind.ToString().ToUpperInvariant();
+        return kernel.Architecture switch
+        {
+            KernelSpecification.FullyConnected => $"{kind} FC" + (kernel.Depth is { } d ? $"-{d}" : ""),
+            KernelSpecification.Convolutional => $"{kind} {kernel.Network}",
+            KernelSpecification.RandomFeatures => $"{kind} {kernel.Network} ({kernel.Networks?.ToString() ?? "8"} random networks)",
+            var other => $"{kind} {other}",
+        };
     }
+
+    /// <summary>The method, and for feature-pool KIP its pool.</summary>
+    public static string Method(RunSpecification spec) =>
+        spec.FeaturePool is { } pool ? $"{Method(spec.Method)} (feature pool of {pool.PoolSize?.ToString() ?? "32"})" : Method(spec.Method);
 
     public static Color StateColor(RunStatus state) => state switch
     {
