@@ -168,7 +168,14 @@ public sealed class ConvolutionalKernel : IKernel
             return SelfChain(images);
         var parts = new List<SelfStatistics>();
         for (long start = 0; start < n; start += chunk)
-            parts.Add(SelfChain(images.narrow(0, start, Math.Min(chunk, n - start))));
+        {
+            // Each part's pixel-pair tensors go with it (megabytes per image); only q and K(x, x) stay.
+            using var partScope = NewDisposeScope();
+            var part = SelfChain(images.narrow(0, start, Math.Min(chunk, n - start)));
+            foreach (var q in part.Variances) q.MoveToOuterDisposeScope();
+            part.Value.MoveToOuterDisposeScope();
+            parts.Add(part);
+        }
         var variances = Enumerable.Range(0, parts[0].Variances.Count)
             .Select(r => cat(parts.Select(p => p.Variances[r]).ToList(), 0)).ToList();
         return new SelfStatistics(variances, cat(parts.Select(p => p.Value).ToList(), 0));
