@@ -467,7 +467,10 @@ public sealed class ConvolutionalKernel : IKernel
             Tensor Axis(long size, long band)
             {
                 var i = arange(size, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-                var partner = i.add(arange(-band, band + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0));
+                // The alpha of add(Tensor) is a temporary Scalar that a collection during the call can free;
+                // on these integer indices a freed one failed a long Label Solve ("alpha must not be a floating
+                // point number"). The static One lives for the process.
+                var partner = i.add(arange(-band, band + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0), One);
                 return partner.ge(0).logical_and(partner.lt(size)).to_type(dtype);
             }
         }
