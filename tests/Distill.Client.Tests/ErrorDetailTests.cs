@@ -73,4 +73,20 @@ public class ErrorDetailTests
         Assert.Empty(error.FieldViolations);
         Assert.True(error.IsRetryable);
     }
+
+    [Fact]
+    public void Violations_for_a_form_split_into_its_fields_and_the_rest()
+    {
+        var error = new DistillerException(StatusCode.InvalidArgument, "invalid", fieldViolations: new Dictionary<string, string>
+        {
+            ["spec.transfer.width"] = "must be at most 1024",
+            ["spec.steps"] = "must be positive",
+            ["run"] = "unknown",
+        });
+
+        var (fields, others) = error.ViolationsFor(path => path == "spec.transfer.width" ? "width" : path == "spec.steps" ? "steps" : null);
+
+        Assert.Equal(new Dictionary<string, string> { ["width"] = "must be at most 1024", ["steps"] = "must be positive" }, fields);
+        Assert.Equal(["run: unknown"], others);
+    }
 }

@@ -7,6 +7,8 @@ using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using static Distill.KernelService.Tests.Messages;
+using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.KernelService.Tests;
@@ -122,7 +124,8 @@ public class ComputationTests
 
         var gram = Ntk.ComputeSymmetric(support);
         var ridge = 1e-3 * gram.trace().item<double>() / 8;
-        var alpha = linalg.solve(gram.add(eye(8, dtype: ScalarType.Float64).mul(ridge)), labels);
+        using Scalar ridgeScalar = ridge;
+        var alpha = linalg.solve(gram.add(eye(8, dtype: ScalarType.Float64).mul(ridgeScalar), One), labels);
         Assert.Equal(ridge, response.Ridge, 12);
         Assert.Equal(Protos.Kernel.V1.SolveMethod.Cholesky, response.SolveMethod);
         TensorAssert.Close(alpha, response.Alpha.ToTorch(), 1e-10, "alpha");
@@ -149,9 +152,9 @@ public class ComputationTests
         var objective = new KipObjective(Ntk, 1e-6);
         using var expected = objective.ShardStep(support, labels, train, Labels(60, 3), 60, wantLabelGradient: true);
         Assert.Equal(expected.Loss, first.Loss + second.Loss, 12);
-        TensorAssert.Close(expected.SupportGradient, first.SupportGradient.ToTorch().add(second.SupportGradient.ToTorch()), 1e-10, "support gradient");
-        TensorAssert.Close(expected.LabelGradient!, first.LabelGradient.ToTorch().add(second.LabelGradient.ToTorch()), 1e-10, "label gradient");
-        TensorAssert.Close(expected.Reduction, first.Reduction.ToTorch().add(second.Reduction.ToTorch()), 1e-10, "reduction");
+        TensorAssert.Close(expected.SupportGradient, first.SupportGradient.ToTorch().add(second.SupportGradient.ToTorch(), One), 1e-10, "support gradient");
+        TensorAssert.Close(expected.LabelGradient!, first.LabelGradient.ToTorch().add(second.LabelGradient.ToTorch(), One), 1e-10, "label gradient");
+        TensorAssert.Close(expected.Reduction, first.Reduction.ToTorch().add(second.Reduction.ToTorch(), One), 1e-10, "reduction");
         Assert.Equal(25, first.TargetCount);
     }
 

@@ -6,6 +6,8 @@ using Distill.Protos.Kernel.V1;
 using Google.Rpc;
 using Grpc.Core;
 using static Distill.KernelService.Tests.Messages;
+using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 using CoreKernelSpec = Distill.Core.Kernels.KernelSpec;
 using KernelKind = Distill.Core.Kernels.KernelKind;
@@ -70,8 +72,8 @@ public class FeaturePoolServiceTests
         Assert.Equal(engine.Correct, a.Correct + b.Correct);
         Assert.Equal(engine.ScaleGradient, a.LogScaleGradient + b.LogScaleGradient, 1e-10);
         Assert.Equal(new long[] { 3, 3, 8, 8 }, a.SupportGradient.Shape.ToArray());
-        TensorAssert.Close(engine.SupportGradient, a.SupportGradient.ToTorch().reshape(3, -1).add(b.SupportGradient.ToTorch().reshape(3, -1)), 1e-10, "support gradient");
-        TensorAssert.Close(engine.LabelGradient!, a.LabelGradient.ToTorch().add(b.LabelGradient.ToTorch()), 1e-10, "label gradient");
+        TensorAssert.Close(engine.SupportGradient, a.SupportGradient.ToTorch().reshape(3, -1).add(b.SupportGradient.ToTorch().reshape(3, -1), One), 1e-10, "support gradient");
+        TensorAssert.Close(engine.LabelGradient!, a.LabelGradient.ToTorch().add(b.LabelGradient.ToTorch(), One), 1e-10, "label gradient");
         Assert.True(engine.SupportGradient.abs().max().item<double>() > 0, "a zero gradient would make the comparison empty");
     }
 
@@ -109,7 +111,7 @@ public class FeaturePoolServiceTests
         var source = new RandomFeatureConvKernel(ConvNet3, Networks, Width, Seed);
         var request = new PoolStepRequest(support, labels, 0.3, [1, 2, 3], rows, 4, true, 0);
         using var step = PooledKernel.StepFromProducts(ConvNet3, 3, source.FeatureCount,
-            a.SupportProducts.ToTorch().add(b.SupportProducts.ToTorch()), a.TargetProducts.ToTorch().add(b.TargetProducts.ToTorch()),
+            a.SupportProducts.ToTorch().add(b.SupportProducts.ToTorch(), One), a.TargetProducts.ToTorch().add(b.TargetProducts.ToTorch(), One),
             request, CenteredTargets(12).index_select(0, tensor(rows)), PoolLoss.Platt, 1e-2);
         async Task<Tensor> Gradient(FeaturePool pool, int[] networks, string token = "") =>
             (await server.Client.FeaturePoolProductsGradientAsync(new FeaturePoolProductsGradientRequest
@@ -117,7 +119,7 @@ public class FeaturePoolServiceTests
                 Pool = pool.Name, Support = supportMessage, Networks = { networks }, Rows = { rows },
                 SupportCotangent = step.SupportCotangent.ToMessage(), TargetCotangent = step.TargetCotangent.ToMessage(), GradientToken = token,
             })).SupportGradient.ToTorch().reshape(3, -1);
-        var gradient = (await Gradient(low, [1], a.GradientToken)).add(await Gradient(high, [2, 3]));
+        var gradient = (await Gradient(low, [1], a.GradientToken)).add(await Gradient(high, [2, 3]), One);
 
         using var whole = FeaturePoolShard.Compute(source, train, CenteredTargets(12),
             ScalarType.Float64, long.MaxValue);

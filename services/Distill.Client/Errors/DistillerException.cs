@@ -50,6 +50,23 @@ public sealed class DistillerException : Exception
     public string? ResourceName { get; }
     public IReadOnlyList<PreconditionViolation> PreconditionViolations { get; }
 
+    /// <summary>
+    /// The field violations split for a form: <paramref name="formField"/> names the form's field
+    /// for a server field path, or null where the form has none; those come back as "path: message"
+    /// lines to show beside the form.
+    /// </summary>
+    public (Dictionary<string, string> Fields, IReadOnlyList<string> Others) ViolationsFor(Func<string, string?> formField)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        var others = new List<string>();
+        foreach (var (path, message) in FieldViolations)
+        {
+            if (formField(path) is { } field) fields[field] = message;
+            else others.Add($"{path}: {message}");
+        }
+        return (fields, others);
+    }
+
     /// <summary>Whether repeating the same call may succeed (the kernel API's retry rule).</summary>
     public bool IsRetryable => StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded || RetryDelay is not null;
 

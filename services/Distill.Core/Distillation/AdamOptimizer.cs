@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Distillation;
@@ -45,7 +46,7 @@ public sealed class AdamOptimizer : IDisposable
         using Scalar stepSize = -LearningRate / (1 - Math.Pow(Beta1, StepCount));
         FirstMoment.mul_(beta1).add_(gradient, alpha: oneMinusBeta1);
         SecondMoment.mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
-        var denominator = SecondMoment.div(secondCorrection).sqrt_().add_(epsilon);
+        var denominator = SecondMoment.div(secondCorrection).sqrt_().add_(epsilon, One);
         parameter.addcdiv_(FirstMoment, denominator, value: stepSize);
     }
 

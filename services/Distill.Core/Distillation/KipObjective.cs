@@ -1,6 +1,7 @@
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Distillation;
@@ -70,12 +71,12 @@ public sealed class KipObjective
         using var kts = Kernel.Forward(targetImages, supportImages);
 
         var ridgeValue = KernelRidgeRegression.Ridge(kss.Value, Regularization).item<double>();
-        // Scalars held for the whole call (see AdamOptimizer.Step).
+        // Scalars held for the whole call (see HeldScalars).
         using Scalar ridge = ridgeValue, scaleScalar = scale, ridgeScale = Regularization / ns;
         var (factor, method) = KernelRidgeRegression.Factor(kss.Value, ridgeValue);
         Tensor SolveA(Tensor rhs) => factor is not null
             ? cholesky_solve(rhs, factor)
-            : linalg.solve(kss.Value.add(eye(ns, dtype: kss.Value.dtype, device: kss.Value.device).mul(ridge)), rhs);
+            : linalg.solve(kss.Value.add(eye(ns, dtype: kss.Value.dtype, device: kss.Value.device).mul(ridge), One), rhs);
 
         var alpha = SolveA(supportLabels);
         var residual = kts.Value.matmul(alpha).sub_(targetLabels);
@@ -84,9 +85,9 @@ public sealed class KipObjective
         var beta = SolveA(reduction.mul(scaleScalar));
         var costTs = residual.mul(scaleScalar).matmul(alpha.t());
         var ridgeGrad = beta.mul(alpha).sum().neg().mul(ridgeScale);
-        var costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kss.Value.dtype, device: kss.Value.device).mul(ridgeGrad));
+        var costSs = beta.matmul(alpha.t()).neg_().add_(eye(ns, dtype: kss.Value.dtype, device: kss.Value.device).mul(ridgeGrad), One);
 
-        var gradient = kts.Backward(costTs, wantGrad1: false).Grad2!.add_(kss.Backward(costSs).Grad1!);
+        var gradient = kts.Backward(costTs, wantGrad1: false).Grad2!.add_(kss.Backward(costSs).Grad1!, One);
         return new KipShardResult
         {
             Loss = loss,

@@ -1,6 +1,8 @@
 using Distill.Core.Errors;
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
+using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Distillation;
@@ -43,8 +45,8 @@ public static class LabelSolver
             using var blockScope = NewDisposeScope();
             var length = Math.Min(blockRows, targetImages.shape[0] - start);
             var kts = kernel.Compute(targetImages.narrow(0, start, length), supportImages);
-            normal.add_(kts.t().matmul(kts));
-            projected.add_(kts.t().matmul(targetLabels.narrow(0, start, length)));
+            normal.add_(kts.t().matmul(kts), One);
+            projected.add_(kts.t().matmul(targetLabels.narrow(0, start, length)), One);
         }
         return (normal.MoveToOuterDisposeScope(), projected.MoveToOuterDisposeScope());
     }
@@ -58,8 +60,8 @@ public static class LabelSolver
         var ns = supportGram.shape[0];
         var rho = solveRegularization * normal.trace().item<double>() / ns;
         var (solution, method) = KernelRidgeRegression.Solve(normal, rho, projected);
-        var lambda = KernelRidgeRegression.Ridge(supportGram, regularization).item<double>();
-        var labels = supportGram.add(eye(ns, dtype: ScalarType.Float64, device: supportGram.device).mul(lambda)).matmul(solution);
+        using Scalar lambda = KernelRidgeRegression.Ridge(supportGram, regularization).item<double>();
+        var labels = supportGram.add(eye(ns, dtype: ScalarType.Float64, device: supportGram.device).mul(lambda), One).matmul(solution);
         return (labels.MoveToOuterDisposeScope(), method);
     }
 }

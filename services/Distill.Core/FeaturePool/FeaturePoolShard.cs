@@ -1,5 +1,6 @@
 using Distill.Core.Errors;
 using Distill.Core.Kernels;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.FeaturePool;
@@ -143,7 +144,7 @@ public sealed class PendingProducts(Tensor support, Tensor supportProducts, Tens
         if (targetCotangent.shape.Length != 2 || targetCotangent.shape[0] != rows || targetCotangent.shape[1] != n)
             throw new InvalidFieldException("target_cotangent", $"must be {rows} x {n}");
         using var scope = NewDisposeScope();
-        var value = SupportProducts.mul(supportCotangent).sum().add(TargetProducts.mul(targetCotangent).sum());
+        var value = SupportProducts.mul(supportCotangent).sum().add(TargetProducts.mul(targetCotangent).sum(), One);
         return autograd.grad([value], [support])[0].MoveToOuterDisposeScope();
     }
 

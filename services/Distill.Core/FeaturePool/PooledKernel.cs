@@ -1,6 +1,7 @@
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.FeaturePool;
@@ -30,7 +31,7 @@ public static class PooledKernel
         for (int m = 0; m < a.Count; m++)
         {
             var product = a[m].matmul(b[m].t());
-            sum = sum is null ? product : sum.add_(product);
+            sum = sum is null ? product : sum.add_(product, One);
         }
         return sum!.to_type(ScalarType.Float64).MoveToOuterDisposeScope();
     }
@@ -40,7 +41,7 @@ public static class PooledKernel
     {
         using Scalar scale = spec.WStd * spec.WStd / ((double)networks * featureCount), bias = spec.BStd * spec.BStd;
         using var scaled = products.mul(scale);
-        return scaled.add(bias);
+        return scaled.add(bias, One);
     }
 
     /// <summary>
@@ -66,10 +67,10 @@ public static class PooledKernel
     {
         using var scope = NewDisposeScope();
         using Scalar half = 0.5;
-        kss = kss.add(kss.t()).mul(half);
+        kss = kss.add(kss.t(), One).mul(half);
         var n = kss.shape[0];
         var ridge = KernelRidgeRegression.Ridge(kss, regularization);
-        var system = kss.add(eye(n, dtype: ScalarType.Float64, device: kss.device).mul(ridge));
+        var system = kss.add(eye(n, dtype: ScalarType.Float64, device: kss.device).mul(ridge), One);
         var alpha = linalg.solve(system, supportLabels);
         var predictions = kts.matmul(alpha);
         var classes = targetTargets.argmax(1);

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -31,9 +32,9 @@ public sealed class ConvolutionalKernel : IKernel
 
     internal enum Layer { Conv, Relu, Pool }
 
-    // Static Scalars are never finalized mid-call (see AdamOptimizer.Step).
-    private static readonly Scalar Zero = 0, Half = 0.5, Third = 1.0 / 3, RelativeFloor = 1e-12, AbsoluteFloor = 1e-30,
-        Pi = Math.PI, TwoPi = 2 * Math.PI, One = 1;
+    // Static Scalars are never finalized mid-call (see HeldScalars).
+    private static readonly Scalar Zero = 0, Two = 2, Half = 0.5, Quarter = 0.25, Third = 1.0 / 3, MinusOne = -1.0,
+        RelativeFloor = 1e-12, AbsoluteFloor = 1e-30, Pi = Math.PI, TwoPi = 2 * Math.PI;
 
     private readonly Layer[] _layers;
     private readonly Scalar _w2;
@@ -120,8 +121,8 @@ public sealed class ConvolutionalKernel : IKernel
         var cross = CrossChunked(images, images, self, self);
         var n = x.shape[0];
         // Exactly symmetric off the diagonal; on it K(x, x) from the closed-form self recursion.
-        var offDiagonal = eye(n, dtype: x.dtype, device: x.device).neg_().add_(One);
-        var result = cross.add(cross.t()).mul_(Half).mul(offDiagonal).add(diag(self.Value));
+        var offDiagonal = eye(n, dtype: x.dtype, device: x.device).neg_().add_(One, One);
+        var result = cross.add(cross.t(), One).mul_(Half).mul(offDiagonal).add(diag(self.Value), One);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -249,7 +250,7 @@ public sealed class ConvolutionalKernel : IKernel
             switch (layer)
             {
                 case Layer.Conv:
-                    var next = _layout.Conv(sigma, level).mul_(_w2).add_(_b2);
+                    var next = _layout.Conv(sigma, level).mul_(_w2).add_(_b2, One);
                     if (ntk)
                         theta = theta is null ? next : next.add(_layout.Conv(theta, level), alpha: _w2);
                     sigma = next;
@@ -269,7 +270,7 @@ public sealed class ConvolutionalKernel : IKernel
                     break;
             }
         }
-        var readout = _layout.Readout(sigma, level, Spec.Readout).mul(_w2).add_(_b2);
+        var readout = _layout.Readout(sigma, level, Spec.Readout).mul(_w2).add_(_b2, One);
         return ntk ? readout.add(_layout.Readout(theta!, level, Spec.Readout), alpha: _w2) : readout;
     }
 
@@ -282,10 +283,10 @@ public sealed class ConvolutionalKernel : IKernel
     private static (Tensor Expectation, Tensor Derivative) Relu(Tensor k, Tensor products, Tensor? samePixel, Tensor? halfVariance)
     {
         var kSafe = samePixel is null ? k : k.masked_fill(samePixel, Zero);
-        var s2 = products.addcmul(kSafe, kSafe, value: -1.0);
-        var sFloored = maximum(s2, products.mul(RelativeFloor).add_(AbsoluteFloor)).sqrt();
-        var s = sFloored.add(s2.detach().clamp_min(Zero).sqrt_().sub_(sFloored.detach()));
-        var piMinusTheta = atan2(s, kSafe).neg().add_(Pi);
+        var s2 = products.addcmul(kSafe, kSafe, value: MinusOne);
+        var sFloored = maximum(s2, products.mul(RelativeFloor).add_(AbsoluteFloor, One)).sqrt();
+        var s = sFloored.add(s2.detach().clamp_min(Zero).sqrt_().sub_(sFloored.detach()), One);
+        var piMinusTheta = atan2(s, kSafe).neg().add_(Pi, One);
         var expectation = s.addcmul(piMinusTheta, kSafe, value: One).div_(TwoPi);
         var derivative = piMinusTheta.div(TwoPi);
         if (samePixel is not null)
@@ -304,10 +305,10 @@ public sealed class ConvolutionalKernel : IKernel
     private static (Tensor Expectation, Tensor? Derivative) ReluInference(Tensor k, Tensor products, Tensor? samePixel, Tensor? halfVariance, bool derivative)
     {
         var kSafe = samePixel is null ? k : k.masked_fill(samePixel, Zero);
-        var s = products.addcmul_(kSafe, kSafe, value: -1.0).clamp_min_(Zero).sqrt_();
-        var piMinusTheta = atan2(s, kSafe).neg_().add_(Pi);
+        var s = products.addcmul_(kSafe, kSafe, value: MinusOne).clamp_min_(Zero).sqrt_();
+        var piMinusTheta = atan2(s, kSafe).neg_().add_(Pi, One);
         var slope = derivative ? piMinusTheta.div(TwoPi) : null;
-        var expectation = piMinusTheta.mul_(kSafe).add_(s).div_(TwoPi);
+        var expectation = piMinusTheta.mul_(kSafe).add_(s, One).div_(TwoPi);
         if (samePixel is not null)
         {
             expectation = where(samePixel, halfVariance!.expand_as(expectation), expectation);
@@ -345,11 +346,16 @@ public sealed class ConvolutionalKernel : IKernel
 
         public Tensor Input(Tensor images1, Tensor images2)
         {
-            var k = einsum("acij,bckl->abikjl", images1, images2).div_(images1.shape[1]);
+            using Scalar channels = images1.shape[1];
+            var k = einsum("acij,bckl->abikjl", images1, images2).div_(channels);
             return k.reshape(-1, k.shape[2], k.shape[3], k.shape[4], k.shape[5]);
         }
 
-        public Tensor SelfInput(Tensor images) => einsum("acij,ackl->aikjl", images, images).div_(images.shape[1]);
+        public Tensor SelfInput(Tensor images)
+        {
+            using Scalar channels = images.shape[1];
+            return einsum("acij,ackl->aikjl", images, images).div_(channels);
+        }
 
         // (A K)[p, p'] = (1/9) sum over delta of K[p + delta, p' + delta], zero outside: separably a
         // 3x3 convolution of each (i, i') and (j, j') plane with diag(1/3), zero padding 1.
@@ -452,12 +458,16 @@ public sealed class ConvolutionalKernel : IKernel
                 var partner = neighbourhoods.select(1, channel).unsqueeze(0);
                 k = k is null ? own.mul(partner) : k.addcmul_(own, partner, value: One);
             }
+            using Scalar channels = c;
             // [a, b, i, j, d, e] -> [a * b, i, d, j, e]
-            return k!.div_(c).permute(0, 1, 2, 4, 3, 5).reshape(n1 * n2, h, neighbourhoods.shape[4], w, neighbourhoods.shape[5]);
+            return k!.div_(channels).permute(0, 1, 2, 4, 3, 5).reshape(n1 * n2, h, neighbourhoods.shape[4], w, neighbourhoods.shape[5]);
         }
 
-        public Tensor SelfInput(Tensor images) =>
-            einsum("acij,acijkl->aikjl", images, Neighbourhoods(images, 0)).div_(images.shape[1]);
+        public Tensor SelfInput(Tensor images)
+        {
+            using Scalar channels = images.shape[1];
+            return einsum("acij,acijkl->aikjl", images, Neighbourhoods(images, 0)).div_(channels);
+        }
 
         private Tensor Valid(int level, ScalarType dtype, Device device)
         {
@@ -466,12 +476,10 @@ public sealed class ConvolutionalKernel : IKernel
 
             Tensor Axis(long size, long band)
             {
-                var i = arange(size, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-                // The alpha of add(Tensor) is a temporary Scalar that a collection during the call can free;
-                // on these integer indices a freed one failed a long Label Solve ("alpha must not be a floating
-                // point number"). The static One lives for the process.
-                var partner = i.add(arange(-band, band + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0), One);
-                return partner.ge(0).logical_and(partner.lt(size)).to_type(dtype);
+                using Scalar end = size, first = -band, last = band + 1;
+                var i = arange(end, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+                var partner = i.add(arange(first, last, dtype: ScalarType.Int64, device: device).unsqueeze(0), One);
+                return partner.ge(Zero).logical_and(partner.lt(end)).to_type(dtype);
             }
         }
 
@@ -490,8 +498,8 @@ public sealed class ConvolutionalKernel : IKernel
             var sum = t.clone();
             if (n > 1)
             {
-                sum.narrow(dim, 1, n - 1).add_(t.narrow(dim, 0, n - 1));
-                sum.narrow(dim, 0, n - 1).add_(t.narrow(dim, 1, n - 1));
+                sum.narrow(dim, 1, n - 1).add_(t.narrow(dim, 0, n - 1), One);
+                sum.narrow(dim, 0, n - 1).add_(t.narrow(dim, 1, n - 1), One);
             }
             return sum.mul_(Third);
         }
@@ -525,12 +533,13 @@ public sealed class ConvolutionalKernel : IKernel
                 for (int b = 0; b <= 1; b++)
                 {
                     // Fine offset index 2D + b - a + needed for D = -coarseBand..coarseBand.
-                    var index = arange(b - a + 1, b - a + 1 + 2 * (2 * coarseBand + 1) - 1, 2, dtype: ScalarType.Int64, device: t.device);
+                    using Scalar first = b - a + 1, last = b - a + 1 + 2 * (2 * coarseBand + 1) - 1;
+                    var index = arange(first, last, Two, dtype: ScalarType.Int64, device: t.device);
                     var term = row.index_select(dim + 1, index);
-                    sum = sum is null ? term : sum.add_(term);
+                    sum = sum is null ? term : sum.add_(term, One);
                 }
             }
-            return sum!.mul_(0.25);
+            return sum!.mul_(Quarter);
         }
 
         public Tensor Diagonal(Tensor t, int level) => t.select(4, _bandW[level]).select(2, _bandH[level]);
@@ -558,9 +567,9 @@ public sealed class ConvolutionalKernel : IKernel
 
         public Tensor SamePixel(int level, ScalarType dtype, Device device)
         {
-            long dh = _bandH[level], dw = _bandW[level];
-            var h = arange(-dh, dh + 1, dtype: ScalarType.Int64, device: device).eq(0).reshape(1, -1, 1, 1);
-            var w = arange(-dw, dw + 1, dtype: ScalarType.Int64, device: device).eq(0).reshape(1, 1, 1, -1);
+            using Scalar firstH = -_bandH[level], lastH = _bandH[level] + 1, firstW = -_bandW[level], lastW = _bandW[level] + 1;
+            var h = arange(firstH, lastH, dtype: ScalarType.Int64, device: device).eq(Zero).reshape(1, -1, 1, 1);
+            var w = arange(firstW, lastW, dtype: ScalarType.Int64, device: device).eq(Zero).reshape(1, 1, 1, -1);
             return h.logical_and(w);
         }
     }
@@ -593,8 +602,8 @@ public sealed class ConvolutionalKernel : IKernel
         private Tensor SymmetricBackward(Tensor cotangent)
         {
             var n = X1.shape[0];
-            var offDiagonal = eye(n, dtype: cotangent.dtype, device: cotangent.device).neg_().add_(One);
-            var symmetric = cotangent.add(cotangent.t()).mul_(Half).mul_(offDiagonal);
+            var offDiagonal = eye(n, dtype: cotangent.dtype, device: cotangent.device).neg_().add_(One, One);
+            var symmetric = cotangent.add(cotangent.t(), One).mul_(Half).mul_(offDiagonal);
             var grad = zeros_like(X1);
             AccumulateCross(symmetric, grad, grad);
             long chunk = _kernel.PairsPerChunk;
@@ -607,7 +616,7 @@ public sealed class ConvolutionalKernel : IKernel
                 using var enabled = enable_grad();
                 var value = _kernel.SelfChain(_kernel.Images(x)).Value;
                 var g = autograd.grad([value.mul(diagonal.narrow(0, start, length)).sum()], [x]);
-                grad.narrow(0, start, length).add_(g[0]);
+                grad.narrow(0, start, length).add_(g[0], One);
             }
             return grad;
         }
@@ -630,8 +639,8 @@ public sealed class ConvolutionalKernel : IKernel
                     var images2 = _kernel.Images(b);
                     var value = _kernel.Cross(images1, images2, _kernel.SelfChain(images1), _kernel.SelfChain(images2));
                     var g = autograd.grad([value.mul(cotangent.narrow(0, r, rl).narrow(1, c, cl)).sum()], [a, b]);
-                    grad1.narrow(0, r, rl).add_(g[0]);
-                    grad2.narrow(0, c, cl).add_(g[1]);
+                    grad1.narrow(0, r, rl).add_(g[0], One);
+                    grad2.narrow(0, c, cl).add_(g[1], One);
                 }
             }
         }

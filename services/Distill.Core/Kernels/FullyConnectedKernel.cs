@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -43,26 +44,26 @@ public sealed class FullyConnectedKernel : IKernel
     {
         CheckOperands(x1, x2);
         double d = x1.shape[1];
-        // Scalars held for the whole call (see AdamOptimizer.Step).
-        using Scalar inputScale = _w2 / d, w2 = _w2, b2 = _b2, halfW2 = _w2 / 2, one = 1;
+        // Scalars held for the whole call (see HeldScalars).
+        using Scalar inputScale = _w2 / d, w2 = _w2, b2 = _b2, halfW2 = _w2 / 2;
         // First Dense layer: Sigma^1 = W^2 x.x'/d + b^2 and Theta^1 = Sigma^1.
-        var k = x1.matmul(x2.t()).mul_(inputScale).add_(b2);
-        var q1 = SquaredNorms(x1).mul_(inputScale).add_(b2);
-        var q2 = symmetric ? q1 : SquaredNorms(x2).mul_(inputScale).add_(b2);
-        var offDiagonal = symmetric ? eye(k.shape[0], dtype: k.dtype, device: k.device).neg_().add_(one) : null;
+        var k = x1.matmul(x2.t()).mul_(inputScale).add_(b2, One);
+        var q1 = SquaredNorms(x1).mul_(inputScale).add_(b2, One);
+        var q2 = symmetric ? q1 : SquaredNorms(x2).mul_(inputScale).add_(b2, One);
+        var offDiagonal = symmetric ? eye(k.shape[0], dtype: k.dtype, device: k.device).neg_().add_(One, One) : null;
         var ntk = k;
 
         for (int layer = 0; layer < Spec.Depth; layer++)
         {
             var relu = ReluArcCosine.Apply(k, q1, q2, offDiagonal);
             layers?.Add(new Layer(relu, ntk));
-            var next = relu.Expectation.mul(w2).add_(b2);
+            var next = relu.Expectation.mul(w2).add_(b2, One);
             if (Spec.Kind == KernelKind.Ntk)
                 ntk = next.addcmul(relu.Derivative, ntk, value: w2);
             k = next;
             // E[relu(u)^2] = q/2 exactly.
-            q1 = q1.mul(halfW2).add_(b2);
-            q2 = symmetric ? q1 : q2.mul(halfW2).add_(b2);
+            q1 = q1.mul(halfW2).add_(b2, One);
+            q2 = symmetric ? q1 : q2.mul(halfW2).add_(b2, One);
         }
         return Spec.Kind == KernelKind.Ntk ? ntk : k;
     }
@@ -94,26 +95,26 @@ public sealed class FullyConnectedKernel : IKernel
                 gradNtk = gradNtk.mul(relu.Derivative).mul_(w2);
             }
             var (dk, dq1, dq2) = relu.Backward(gradExpectation, gradDerivative);
-            gradK = gradNtk is null ? dk : dk.add_(gradNtk);       // Theta^l = Sigma^l + ...
-            gradQ1 = symmetric ? gradQ1.add(dq1).add_(dq2) : gradQ1.add(dq1);
-            if (!symmetric) gradQ2 = gradQ2.add(dq2);
+            gradK = gradNtk is null ? dk : dk.add_(gradNtk, One);       // Theta^l = Sigma^l + ...
+            gradQ1 = symmetric ? gradQ1.add(dq1, One).add_(dq2, One) : gradQ1.add(dq1, One);
+            if (!symmetric) gradQ2 = gradQ2.add(dq2, One);
         }
 
         // Sigma^1 = W^2 x.x'/d + b^2, q^1 = W^2 |x|^2/d + b^2
         if (symmetric)
         {
-            var grad = gradK.add(gradK.t()).matmul(x1).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(twoScale));
+            var grad = gradK.add(gradK.t(), One).matmul(x1).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(twoScale), One);
             return (grad, null);
         }
-        Tensor? grad1 = wantGrad1 ? gradK.matmul(x2).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(twoScale)) : null;
-        Tensor? grad2 = wantGrad2 ? gradK.t().matmul(x1).mul_(scale).add_(x2.mul(gradQ2.unsqueeze(1)).mul_(twoScale)) : null;
+        Tensor? grad1 = wantGrad1 ? gradK.matmul(x2).mul_(scale).add_(x1.mul(gradQ1.unsqueeze(1)).mul_(twoScale), One) : null;
+        Tensor? grad2 = wantGrad2 ? gradK.t().matmul(x1).mul_(scale).add_(x2.mul(gradQ2.unsqueeze(1)).mul_(twoScale), One) : null;
         return (grad1, grad2);
     }
 
     // One reduction pass without an n x d temporary; under autograd the plain sum of
     // squares instead, whose gradient stays finite at a zero-norm row.
     private static Tensor SquaredNorms(Tensor x) =>
-        x.requires_grad ? x.square().sum(1) : linalg.vector_norm(x, dims: [1L]).square();
+        x.requires_grad ? x.square().sum(1) : x.norm(dim: 1).square();
 
     private static void CheckOperands(Tensor x1, Tensor x2)
     {

@@ -1,3 +1,4 @@
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -68,7 +69,7 @@ public static class GramMatrix
             using var forward = kernel.Forward(x1.narrow(0, start, length), x2);
             var (g1, g2) = forward.Backward(cotangent.narrow(0, start, length), wantGrad1, wantGrad2);
             if (g1 is not null) grad1!.narrow(0, start, length).copy_(g1);
-            if (g2 is not null) grad2!.add_(g2);
+            if (g2 is not null) grad2!.add_(g2, One);
         }
         grad1?.MoveToOuterDisposeScope();
         grad2?.MoveToOuterDisposeScope();

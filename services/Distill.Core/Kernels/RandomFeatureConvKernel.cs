@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -55,7 +56,7 @@ public sealed class RandomFeatureConvKernel : IKernel
         {
             var network = Draw(m, x1.dtype, x1.device);
             var product = Features(network, x1).matmul(Features(network, x2).t());
-            sum = sum is null ? product : sum.add_(product);
+            sum = sum is null ? product : sum.add_(product, One);
         }
         return Scale(sum!).MoveToOuterDisposeScope();
     }
@@ -69,10 +70,11 @@ public sealed class RandomFeatureConvKernel : IKernel
         {
             var features = Features(Draw(m, x.dtype, x.device), x);
             var product = features.matmul(features.t());
-            sum = sum is null ? product : sum.add_(product);
+            sum = sum is null ? product : sum.add_(product, One);
         }
         // Exactly symmetric.
-        return Scale(sum!.add(sum!.t()).mul_(0.5)).MoveToOuterDisposeScope();
+        using Scalar half = 0.5;
+        return Scale(sum!.add(sum!.t(), One).mul_(half)).MoveToOuterDisposeScope();
     }
 
     public KernelForward Forward(Tensor x1, Tensor x2) => new AutogradKernelForward(Compute, ComputeSymmetric, x1, x2, symmetric: false);
@@ -81,8 +83,8 @@ public sealed class RandomFeatureConvKernel : IKernel
 
     private Tensor Scale(Tensor sum)
     {
-        double w2 = Spec.WStd * Spec.WStd;
-        return sum.mul_(w2 / ((double)Networks * FeatureCount)).add_(Spec.BStd * Spec.BStd);
+        using Scalar scale = Spec.WStd * Spec.WStd / ((double)Networks * FeatureCount), bias = Spec.BStd * Spec.BStd;
+        return sum.mul_(scale).add_(bias, One);
     }
 
     /// <summary>F: the length of one network's feature vector (the readout's input).</summary>
@@ -115,7 +117,8 @@ public sealed class RandomFeatureConvKernel : IKernel
         {
             var weight = randn(Width, input, 3, 3, dtype: ScalarType.Float64, generator: generator).to(dtype, device);
             var bias = randn(Width, dtype: ScalarType.Float64, generator: generator).to(dtype, device);
-            parameters.Add((weight.mul_(Spec.WStd / Math.Sqrt(input * 9)), bias.mul_(Spec.BStd)));
+            using Scalar weightStd = Spec.WStd / Math.Sqrt(input * 9), biasStd = Spec.BStd;
+            parameters.Add((weight.mul_(weightStd), bias.mul_(biasStd)));
             input = Width;
         }
         return parameters;

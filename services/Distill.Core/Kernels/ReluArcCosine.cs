@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Kernels;
@@ -18,8 +19,8 @@ internal sealed class ReluArcCosine
     private const double RelativeFloor = 1e-12;
     private const double AbsoluteFloor = 1e-30;
 
-    // Static Scalars are never finalized mid-call (see AdamOptimizer.Step).
-    private static readonly Scalar RelativeFloorScalar = RelativeFloor, AbsoluteFloorScalar = AbsoluteFloor, MinusOne = -1, One = 1,
+    // Static Scalars are never finalized mid-call (see HeldScalars).
+    private static readonly Scalar RelativeFloorScalar = RelativeFloor, AbsoluteFloorScalar = AbsoluteFloor, MinusOne = -1,
         Zero = 0, Two = 2, Half = 0.5, Pi = Math.PI, TwoPi = 2 * Math.PI, FourPi = 4 * Math.PI, InverseTwoPi = 1 / (2 * Math.PI), Tiny = 1e-300;
 
     public required Tensor K { get; init; }              // input covariance (diagonal zeroed when symmetric)
@@ -39,10 +40,10 @@ internal sealed class ReluArcCosine
         var kSafe = offDiagonal is null ? k : k.mul(offDiagonal);
         var qq = q1.unsqueeze(1).mul(q2.unsqueeze(0));
         var s2 = qq.addcmul(kSafe, kSafe, value: MinusOne);
-        var sFloored = maximum(s2, qq.mul(RelativeFloorScalar).add_(AbsoluteFloorScalar)).sqrt();
+        var sFloored = maximum(s2, qq.mul(RelativeFloorScalar).add_(AbsoluteFloorScalar, One)).sqrt();
         // Value from the exact s, gradient (under autograd) through the floored one.
-        var s = sFloored.add(s2.detach().clamp_min(Zero).sqrt_().sub_(sFloored.detach()));
-        var piMinusTheta = atan2(s, kSafe).neg().add_(Pi);
+        var s = sFloored.add(s2.detach().clamp_min(Zero).sqrt_().sub_(sFloored.detach()), One);
+        var piMinusTheta = atan2(s, kSafe).neg().add_(Pi, One);
         var expectation = s.addcmul(piMinusTheta, kSafe, value: One).div_(TwoPi);
         var derivative = piMinusTheta.div(TwoPi);
         if (offDiagonal is not null)
@@ -85,7 +86,7 @@ internal sealed class ReluArcCosine
         // q >= b_std^2 > 0 in practice; the clamp keeps a zero-norm input with b_std = 0 at 0/tiny = 0.
         var gradQ1 = t.sum(1).div_(Q1.clamp_min(Tiny).mul(FourPi));
         var gradQ2 = t.sum(dim: 0).div_(Q2.clamp_min(Tiny).mul(FourPi));
-        if (diagonalGrad is not null) gradQ1.add_(diagonalGrad);
+        if (diagonalGrad is not null) gradQ1.add_(diagonalGrad, One);
         return (gradK, gradQ1, gradQ2);
     }
 }

@@ -1,4 +1,6 @@
 using Distill.Core.Data;
+using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Preprocessing;
@@ -48,7 +50,8 @@ public sealed class Preprocessor : IDisposable
             mean = pixels.mean([0L, 2L, 3L]);
             std = pixels.std([0L, 2L, 3L], unbiased: false);
             // A constant channel would divide by zero; leave it unscaled.
-            std = where(std.gt(1e-12), std, ones_like(std));
+            using Scalar floor = 1e-12;
+            std = where(std.gt(floor), std, ones_like(std));
         }
         else
         {
@@ -61,10 +64,11 @@ public sealed class Preprocessor : IDisposable
         {
             var x = Standardize(pixels, mean, std).reshape(train.Count, -1);
             var d = x.shape[1];
-            var covariance = x.t().matmul(x).div_(train.Count);
-            var ridge = spec.ZcaRegularization * covariance.trace().item<double>() / d;
+            using Scalar count = train.Count, zero = 0;
+            var covariance = x.t().matmul(x).div_(count);
+            using Scalar ridge = spec.ZcaRegularization * covariance.trace().item<double>() / d;
             var (eigenvalues, eigenvectors) = linalg.eigh(covariance);
-            var shifted = eigenvalues.clamp_min(0).add_(ridge);
+            var shifted = eigenvalues.clamp_min(zero).add_(ridge, One);
             whiten = eigenvectors.mul(shifted.rsqrt().unsqueeze(0)).matmul(eigenvectors.t()).MoveToOuterDisposeScope();
             unwhiten = eigenvectors.mul(shifted.sqrt().unsqueeze(0)).matmul(eigenvectors.t()).MoveToOuterDisposeScope();
         }
@@ -97,7 +101,7 @@ public sealed class Preprocessor : IDisposable
         var x = features.to_type(ScalarType.Float64);
         if (_unwhiten is not null) x = x.matmul(_unwhiten);
         var images = x.reshape(features.shape[0], Channels, Height, Width);
-        return images.mul(_std.view(1, -1, 1, 1)).add(_mean.view(1, -1, 1, 1)).MoveToOuterDisposeScope();
+        return images.mul(_std.view(1, -1, 1, 1)).add(_mean.view(1, -1, 1, 1), One).MoveToOuterDisposeScope();
     }
 
     /// <summary>Settings and statistics, for the metadata of an output file.</summary>

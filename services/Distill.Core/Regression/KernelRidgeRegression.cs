@@ -1,5 +1,6 @@
 using Distill.Core.Kernels;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Regression;
@@ -24,7 +25,7 @@ public static class KernelRidgeRegression
     /// <summary>lambda = |reg| * tr(K) / n, as a 0-d tensor that keeps K's autograd graph.</summary>
     public static Tensor Ridge(Tensor gram, double regularization)
     {
-        using Scalar factor = Math.Abs(regularization);  // held for the call (see AdamOptimizer.Step)
+        using Scalar factor = Math.Abs(regularization);  // held for the call (see HeldScalars)
         return gram.diagonal().mean().mul(factor);
     }
 
@@ -38,13 +39,13 @@ public static class KernelRidgeRegression
         using var scope = NewDisposeScope();
         var n = gram.shape[0];
         using Scalar two = 2;
-        var symmetric = gram.add(gram.t()).div_(two);
+        var symmetric = gram.add(gram.t(), One).div_(two);
         var identity = eye(n, dtype: gram.dtype, device: gram.device);
         var extra = ridge;
         for (int attempt = 0; attempt <= JitterRetries; attempt++)
         {
             using Scalar jitter = extra;
-            var (factor, info) = linalg.cholesky_ex(symmetric.add(identity.mul(jitter)));
+            var (factor, info) = linalg.cholesky_ex(symmetric.add(identity.mul(jitter), One));
             if (info.max().item<int>() == 0)
                 return (factor.MoveToOuterDisposeScope(), attempt == 0 ? SolveMethod.Cholesky : SolveMethod.CholeskyWithJitter);
             extra = Math.Max(extra * 10, 1e-12 * Math.Max(1e-300, symmetric.diagonal().abs().mean().item<double>()));
@@ -66,7 +67,7 @@ public static class KernelRidgeRegression
     private static Tensor LuSolve(Tensor gram, double ridge, Tensor rhs)
     {
         using Scalar lambda = ridge;
-        return linalg.solve(gram.add(eye(gram.shape[0], dtype: gram.dtype, device: gram.device).mul(lambda)), rhs);
+        return linalg.solve(gram.add(eye(gram.shape[0], dtype: gram.dtype, device: gram.device).mul(lambda), One), rhs);
     }
 
     /// <summary>Fits alpha for support Gram K_ss and labels Y_s with the trace-scaled ridge.</summary>

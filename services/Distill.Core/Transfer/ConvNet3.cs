@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Transfer;
@@ -91,7 +92,7 @@ public sealed class ConvNet3 : nn.Module<Tensor, Tensor>
         {
             if (name.Contains("norm", StringComparison.Ordinal))
             {
-                if (name.EndsWith("weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+                if (name.EndsWith("weight", StringComparison.Ordinal)) parameter.fill_(One);
                 else parameter.zero_();
                 continue;
             }
@@ -102,12 +103,13 @@ public sealed class ConvNet3 : nn.Module<Tensor, Tensor>
             // On the CPU, where the generator lives.
             if (kernel is var (wStd, bStd))
             {
-                double std = name.EndsWith("bias", StringComparison.Ordinal) ? bStd : wStd / Math.Sqrt(fanIn);
+                using Scalar std = name.EndsWith("bias", StringComparison.Ordinal) ? bStd : wStd / Math.Sqrt(fanIn);
                 parameter.copy_(randn(parameter.shape, dtype: parameter.dtype, generator: generator).mul_(std));
                 continue;
             }
-            double bound = 1.0 / Math.Sqrt(fanIn);
-            parameter.copy_(rand(parameter.shape, dtype: parameter.dtype, generator: generator).mul_(2 * bound).sub_(bound));
+            // Uniform on [-bound, bound].
+            using Scalar width = 2 / Math.Sqrt(fanIn), bound = 1 / Math.Sqrt(fanIn);
+            parameter.copy_(rand(parameter.shape, dtype: parameter.dtype, generator: generator).mul_(width).sub_(bound));
         }
     }
 }

@@ -158,14 +158,14 @@ public sealed class TransferTrainer
             Tensor x, y;
             using (NewDisposeScope())
             {
+                using Scalar labelScale = o.LabelScale;
                 x = Own(owned, images.reshape(n, _channels, _height, _width).to_type(ScalarType.Float32).detach());
                 y = o.CrossEntropy
                     ? Own(owned, targets.argmax(1).to_type(ScalarType.Int64))
-                    : Own(owned, targets.to_type(ScalarType.Float32).mul(o.LabelScale));
+                    : Own(owned, targets.to_type(ScalarType.Float32).mul(labelScale));
             }
 
-            using var sgd = optim.SGD(network.parameters(), o.LearningRate, o.Momentum, weight_decay: o.WeightDecay);
-            var schedule = o.DecayAtHalf ? optim.lr_scheduler.MultiStepLR(sgd, [Math.Max(1, o.Epochs / 2)], 0.1) : null;
+            using var sgd = new MomentumSgd(network.parameters(), o.LearningRate, o.Momentum, o.WeightDecay);
             var random = new Random(unchecked((int)(seed ^ (seed >> 32))));
             var order = Enumerable.Range(0, (int)n).ToArray();
             trained.InitialLoss = FullLoss(trained, x, y);
@@ -189,12 +189,12 @@ public sealed class TransferTrainer
                         xb = x.index_select(0, index);
                         yb = y.index_select(0, index);
                     }
-                    sgd.zero_grad();
+                    network.zero_grad();
                     var loss = Loss(trained, xb, yb);
                     loss.backward();
-                    sgd.step();
+                    sgd.Step();
                 }
-                schedule?.step();
+                if (o.DecayAtHalf && epoch == Math.Max(1, o.Epochs / 2)) sgd.LearningRate *= 0.1;
 
                 if (heldOut is not null && o.EvalEvery > 0 && (epoch % o.EvalEvery == 0 || epoch == o.Epochs))
                 {
@@ -242,7 +242,8 @@ public sealed class TransferTrainer
     {
         var output = trained.Predict(x);
         // MSE as in KIP: 0.5 ||f(x) - y||^2 summed over classes, averaged over images.
-        return _options.CrossEntropy ? nn.functional.cross_entropy(output, y) : output.sub(y).square().sum(1).mean().mul(0.5);
+        using Scalar half = 0.5;
+        return _options.CrossEntropy ? nn.functional.cross_entropy(output, y) : output.sub(y).square().sum(1).mean().mul(half);
     }
 
     /// <summary>Mean training loss over the whole support set, without gradients.</summary>

@@ -9,6 +9,7 @@ using Distill.DistillerService.Configuration;
 using Distill.Protos.Kernel.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 using Tensor = TorchSharp.torch.Tensor;
 using TensorMessage = Distill.Protos.Kernel.V1.Tensor;
@@ -184,7 +185,7 @@ public sealed class RemoteFeaturePoolBackend(
         {
             using var t = part.ToTorch(field, allowNonFinite: true);
             if (total is null) total = (flatten ? t.reshape(t.shape[0], -1) : t).to_type(ScalarType.Float64, copy: true);
-            else total.add_(flatten ? t.reshape(t.shape[0], -1) : t);
+            else total.add_(flatten ? t.reshape(t.shape[0], -1) : t, One);
         }
         return total!;
     }

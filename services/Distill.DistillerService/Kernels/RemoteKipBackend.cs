@@ -9,6 +9,7 @@ using Distill.Protos.Kernel.V1;
 using Grpc.Core;
 using Tensor = TorchSharp.torch.Tensor;
 using TensorMessage = Distill.Protos.Kernel.V1.Tensor;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.DistillerService.Kernels;
@@ -75,9 +76,9 @@ public sealed class RemoteKipBackend(
         var total = results[0];
         foreach (var next in results.Skip(1))
         {
-            total.Reduction.add_(next.Reduction);
-            total.SupportGradient.add_(next.SupportGradient);
-            total.LabelGradient?.add_(next.LabelGradient!);
+            total.Reduction.add_(next.Reduction, One);
+            total.SupportGradient.add_(next.SupportGradient, One);
+            total.LabelGradient?.add_(next.LabelGradient!, One);
             next.Dispose();
         }
         return new KipShardResult
@@ -135,8 +136,8 @@ public sealed class RemoteKipBackend(
                 Targets = new DatasetRows { Dataset = name, Split = Split.Train, Ranges = { new IndexRange { Start = range.Start, Count = range.Count } } },
             }, options).ResponseAsync, cancellation)));
         using var scope = NewDisposeScope();
-        var normal = responses.Select(r => r.Normal.ToTorch("normal")).Aggregate((a, b) => a.add_(b));
-        var projected = responses.Select(r => r.Projected.ToTorch("projected")).Aggregate((a, b) => a.add_(b));
+        var normal = responses.Select(r => r.Normal.ToTorch("normal")).Aggregate((a, b) => a.add_(b, One));
+        var projected = responses.Select(r => r.Projected.ToTorch("projected")).Aggregate((a, b) => a.add_(b, One));
         var (solved, _) = LabelSolver.Finish(responses[0].SupportGram.ToTorch("support_gram"), normal, projected, regularization);
         return solved.MoveToOuterDisposeScope();
     }

@@ -112,8 +112,7 @@ public sealed partial class KernelGrpcService
             var gradient = kept is not null
                 ? kept.Gradient(supportCotangent, targetCotangent)
                 : pool.Shard.ProductsGradient(support.Rows, request.Networks.ToArray(), request.Rows.ToArray(), supportCotangent, targetCotangent);
-            var response = new FeaturePoolProductsGradientResponse { SupportGradient = gradient.ToMessage(shape: support.Shape) };
-            return response;
+            return new FeaturePoolProductsGradientResponse { SupportGradient = gradient.ToMessage(shape: support.Shape) };
         }, (response, time) => response.ComputeTime = time);
 
     /// <summary>

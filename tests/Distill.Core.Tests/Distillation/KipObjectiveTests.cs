@@ -2,6 +2,7 @@ using Distill.Core.Distillation;
 using Distill.Core.Kernels;
 using Distill.Core.Tests.Kernels;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Distillation;
@@ -42,9 +43,9 @@ public class KipObjectiveTests : TensorLeakCheck
 
         // Only the order of float64 additions differs.
         Assert.Equal(whole.Loss, first.Loss + second.Loss, 12);
-        TensorAssert.Close(whole.SupportGradient, first.SupportGradient.add(second.SupportGradient), 1e-9, "support gradient");
-        TensorAssert.Close(whole.LabelGradient!, first.LabelGradient!.add(second.LabelGradient!), 1e-9, "label gradient");
-        TensorAssert.Close(whole.Reduction, first.Reduction.add(second.Reduction), 1e-9, "reduction");
+        TensorAssert.Close(whole.SupportGradient, first.SupportGradient.add(second.SupportGradient, One), 1e-9, "support gradient");
+        TensorAssert.Close(whole.LabelGradient!, first.LabelGradient!.add(second.LabelGradient!, One), 1e-9, "label gradient");
+        TensorAssert.Close(whole.Reduction, first.Reduction.add(second.Reduction, One), 1e-9, "reduction");
     }
 
     [Fact]
@@ -69,8 +70,8 @@ public class KipObjectiveTests : TensorLeakCheck
         using var noGrad = no_grad();
         var kss = kernel.ComputeSymmetric(xs);
         var n = xs.shape[0];
-        var lambda = Regularization * kss.trace().item<double>() / n;
-        var alpha = linalg.solve(kss.add(eye(n, dtype: ScalarType.Float64).mul(lambda)), ys);
+        using Scalar lambda = Regularization * kss.trace().item<double>() / n;
+        var alpha = linalg.solve(kss.add(eye(n, dtype: ScalarType.Float64).mul(lambda), One), ys);
         var residual = kernel.Compute(xt, xs).matmul(alpha).sub(yt);
         return 0.5 * residual.square().mean().item<double>();
     }

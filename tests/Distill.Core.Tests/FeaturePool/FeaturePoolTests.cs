@@ -6,6 +6,7 @@ using Distill.Core.Preprocessing;
 using Distill.Core.Regression;
 using Distill.Core.Tests.Kernels;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.FeaturePool;
@@ -13,6 +14,7 @@ namespace Distill.Core.Tests.FeaturePool;
 /// <summary>KIP on a fixed pool of random ConvNet3 networks, on tiny 3 x 8 x 8 images.</summary>
 public class FeaturePoolTests : TensorLeakCheck
 {
+    private static readonly Scalar Tenth = 0.1;
     private static readonly KernelSpec ConvNet3 = new(KernelKind.Nngp, Architecture: KernelArchitecture.ConvNet3,
         ImageChannels: 3, ImageHeight: 8, ImageWidth: 8);
 
@@ -53,7 +55,7 @@ public class FeaturePoolTests : TensorLeakCheck
         using var first = FeaturePoolShard.Compute(source, targets, targetLabels, ScalarType.Float64, long.MaxValue, first: 0, count: 3);
         using var second = FeaturePoolShard.Compute(source, targets, targetLabels, ScalarType.Float64, long.MaxValue, first: 3, count: 3);
         var support = Images(3, 2);
-        var labels = CenteredOneHotOf([0, 1, 2], 3).add(Images(1, 3).narrow(1, 0, 9).reshape(3, 3).mul(0.1));
+        var labels = CenteredOneHotOf([0, 1, 2], 3).add(Images(1, 3).narrow(1, 0, 9).reshape(3, 3).mul(Tenth), One);
         int[] sampled = [4, 0, 5];
         long[] rows = [1, 3, 4, 8, 11];
         var request = new PoolStepRequest(support, labels, 0.3, sampled, rows, 5, WantLabelGradient: true, Step: 0);
@@ -63,11 +65,11 @@ public class FeaturePoolTests : TensorLeakCheck
         using var low = first.Products(support, [0], rows);
         using var high = second.Products(support, [4, 5], rows);
         using var step = PooledKernel.StepFromProducts(ConvNet3, sampled.Length, source.FeatureCount,
-            low.SupportProducts.add(high.SupportProducts), low.TargetProducts.add(high.TargetProducts),
+            low.SupportProducts.add(high.SupportProducts, One), low.TargetProducts.add(high.TargetProducts, One),
             request, targetLabels.index_select(0, tensor(rows)), loss, 1e-2);
         // One part through the graph it kept, the other computing its forward pass again: the same either way.
         var gradient = low.Gradient(step.SupportCotangent, step.TargetCotangent)
-            .add(second.ProductsGradient(support, [4, 5], rows, step.SupportCotangent, step.TargetCotangent));
+            .add(second.ProductsGradient(support, [4, 5], rows, step.SupportCotangent, step.TargetCotangent), One);
         TensorAssert.Close(high.Gradient(step.SupportCotangent, step.TargetCotangent),
             second.ProductsGradient(support, [4, 5], rows, step.SupportCotangent, step.TargetCotangent), 1e-12, "kept graph vs recomputed");
 
@@ -89,7 +91,7 @@ public class FeaturePoolTests : TensorLeakCheck
         int[] sampled = [3, 1];
         var xs = Images(2, 4);
         var xt = Images(12, 5);
-        var ys = CenteredOneHotOf([0, 2], 3).add(Images(1, 6).narrow(1, 0, 6).reshape(2, 3).mul(0.1));
+        var ys = CenteredOneHotOf([0, 2], 3).add(Images(1, 6).narrow(1, 0, 6).reshape(2, 3).mul(Tenth), One);
         var yt = CenteredOneHotOf(Enumerable.Range(0, 12).Select(i => i % 3).ToArray(), 3);
         var logScale = tensor(new[] { 0.3 }, dtype: ScalarType.Float64);
         List<Tensor> targets;

@@ -1,5 +1,6 @@
 using Distill.Core.Kernels;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Kernels;
@@ -54,9 +55,10 @@ public class ConvolutionalKernelMonteCarloTests : TensorLeakCheck
         var generator = new Generator(seed);
         var x = randn(4, channels * side * side, dtype: ScalarType.Float64, generator: generator);
         // A near-copy, an anti-correlated image and a small one exercise the ReLU across its range.
-        x[1] = x[0].mul(0.9).add(x[1].mul(0.3));
-        x[2] = x[0].neg().mul(1.5).add(x[2].mul(0.5));
-        x[3] = x[3].mul(0.4);
+        using Scalar a = 0.9, b = 0.3, c = 1.5, d = 0.5, e = 0.4;
+        x[1] = x[0].mul(a).add(x[1].mul(b), One);
+        x[2] = x[0].neg().mul(c).add(x[2].mul(d), One);
+        x[3] = x[3].mul(e);
         return x;
     }
 
@@ -118,8 +120,8 @@ public class ConvolutionalKernelMonteCarloTests : TensorLeakCheck
                 {
                     case Step.Conv:
                         var w = Weights[conv];
-                        double scale = _spec.WStd / Math.Sqrt(w.shape[1] * 9);
-                        h = nn.functional.conv2d(h, w.mul(scale), Biases[conv].mul(_spec.BStd), padding: [1, 1]);
+                        using (Scalar scale = _spec.WStd / Math.Sqrt(w.shape[1] * 9), bStd = _spec.BStd)
+                            h = nn.functional.conv2d(h, w.mul(scale), Biases[conv].mul(bStd), padding: [1, 1]);
                         conv++;
                         break;
                     case Step.Relu:
@@ -137,7 +139,8 @@ public class ConvolutionalKernelMonteCarloTests : TensorLeakCheck
         public Tensor Output(Tensor x)
         {
             var features = Features(x);
-            return features.matmul(Weights[^1]).mul(_spec.WStd / Math.Sqrt(features.shape[1])).add(Biases[^1].mul(_spec.BStd));
+            using Scalar wScale = _spec.WStd / Math.Sqrt(features.shape[1]), bStd = _spec.BStd;
+            return features.matmul(Weights[^1]).mul(wScale).add(Biases[^1].mul(bStd), One);
         }
     }
 
@@ -161,14 +164,16 @@ public class ConvolutionalKernelMonteCarloTests : TensorLeakCheck
                 rows.Add(cat(grads.Select(g => g.flatten()).ToList(), 0));
             }
             var jacobian = stack(rows);
-            ntk.add_(jacobian.matmul(jacobian.t()));
+            ntk.add_(jacobian.matmul(jacobian.t()), One);
             using (no_grad())
             {
                 var features = network.Features(inputs);
-                nngp.add_(features.matmul(features.t()).mul(spec.WStd * spec.WStd / features.shape[1]).add(spec.BStd * spec.BStd));
+                using Scalar wVariance = spec.WStd * spec.WStd / features.shape[1], bVariance = spec.BStd * spec.BStd;
+                nngp.add_(features.matmul(features.t()).mul(wVariance).add(bVariance, One), One);
             }
         }
-        return (nngp.div_(networks), ntk.div_(networks));
+        using Scalar count = networks;
+        return (nngp.div_(count), ntk.div_(count));
     }
 
     internal static double MeanRelativeError(Tensor analytic, Tensor empirical)

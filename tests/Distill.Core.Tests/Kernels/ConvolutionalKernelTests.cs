@@ -1,6 +1,7 @@
 using Distill.Core.Errors;
 using Distill.Core.Kernels;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Kernels;
@@ -191,7 +192,8 @@ public class ConvolutionalKernelTests : TensorLeakCheck
         var kernel = new ConvolutionalKernel(spec);
         var x1 = Images(2, 1, 8, 8, 14);
         var x2 = Images(2, 1, 8, 8, 15);
-        TensorAssert.Close(kernel.Compute(x1, x2).mul(3.0), kernel.Compute(x1.mul(3.0), x2), 1e-12, "homogeneity");
+        using Scalar three = 3.0;
+        TensorAssert.Close(kernel.Compute(x1, x2).mul(three), kernel.Compute(x1.mul(three), x2), 1e-12, "homogeneity");
     }
 
     [Fact]

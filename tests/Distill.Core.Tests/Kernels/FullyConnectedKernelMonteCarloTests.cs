@@ -1,5 +1,6 @@
 using Distill.Core.Kernels;
 using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Kernels;
@@ -51,9 +52,10 @@ public class FullyConnectedKernelMonteCarloTests : TensorLeakCheck
         var generator = new Generator(7);
         var x = randn(5, 12, dtype: ScalarType.Float64, generator: generator);
         // Different norms, a near-copy and an anti-correlated pair exercise theta across [0, pi].
-        x[1] = x[0].mul(0.9).add(x[1].mul(0.2));
-        x[2] = x[0].neg().mul(1.5);
-        x[3] = x[3].mul(0.3);
+        using Scalar a = 0.9, b = 0.2, c = 1.5, d = 0.3;
+        x[1] = x[0].mul(a).add(x[1].mul(b), One);
+        x[2] = x[0].neg().mul(c);
+        x[3] = x[3].mul(d);
         return x;
     }
 
@@ -84,14 +86,15 @@ public class FullyConnectedKernelMonteCarloTests : TensorLeakCheck
                 for (int l = 0; l < weights.Count; l++)
                 {
                     if (l > 0) h = nn.functional.relu(h);
-                    h = weights[l].matmul(h).mul(WStd / Math.Sqrt(widths[l])).add(biases[l].mul(BStd));
+                    using Scalar wScale = WStd / Math.Sqrt(widths[l]), bStd = BStd;
+                    h = weights[l].matmul(h).mul(wScale).add(biases[l].mul(bStd), One);
                 }
                 var parameters = weights.Concat(biases).ToList();
                 var grads = autograd.grad([h.sum()], parameters);
                 gradients.Add(cat(grads.Select(g => g.flatten()).ToList(), 0));
             }
             var jacobian = stack(gradients);
-            ntk.add_(jacobian.matmul(jacobian.t()));
+            ntk.add_(jacobian.matmul(jacobian.t()), One);
 
             // NNGP: covariance of the readout given the last hidden layer.
             using (no_grad())
@@ -100,13 +103,16 @@ public class FullyConnectedKernelMonteCarloTests : TensorLeakCheck
                 for (int l = 0; l < weights.Count - 1; l++)
                 {
                     if (l > 0) hidden = nn.functional.relu(hidden);
-                    hidden = weights[l].matmul(hidden).mul(WStd / Math.Sqrt(widths[l])).add(biases[l].mul(BStd).unsqueeze(1));
+                    using Scalar wScale = WStd / Math.Sqrt(widths[l]), bStd = BStd;
+                    hidden = weights[l].matmul(hidden).mul(wScale).add(biases[l].mul(bStd).unsqueeze(1), One);
                 }
                 var last = nn.functional.relu(hidden);
-                nngp.add_(last.t().matmul(last).mul(WStd * WStd / Width).add(BStd * BStd));
+                using Scalar wVariance = WStd * WStd / Width, bVariance = BStd * BStd;
+                nngp.add_(last.t().matmul(last).mul(wVariance).add(bVariance, One), One);
             }
         }
-        return (nngp.div_(Networks), ntk.div_(Networks));
+        using Scalar count = Networks;
+        return (nngp.div_(count), ntk.div_(count));
     }
 
     private static double MeanRelativeError(Tensor analytic, Tensor empirical)

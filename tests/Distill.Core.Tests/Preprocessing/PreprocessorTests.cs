@@ -1,4 +1,6 @@
 using Distill.Core.Preprocessing;
+using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Preprocessing;
@@ -36,11 +38,12 @@ public class PreprocessorTests : TensorLeakCheck
         var x = standardizer.Apply(data.Train);
         var w = zca.Apply(data.Train);
         int n = data.Train.Count, d = 16;
+        using Scalar count = n;
 
-        var eigenvalues = TensorAssert.ToArray(linalg.eigvalsh(x.t().matmul(x).div(n)));
+        var eigenvalues = TensorAssert.ToArray(linalg.eigvalsh(x.t().matmul(x).div(count)));
         double ridge = 0.1 * eigenvalues.Sum() / d;
         var expected = eigenvalues.Select(s => s / (s + ridge)).Order().ToArray();
-        var actual = TensorAssert.ToArray(linalg.eigvalsh(w.t().matmul(w).div(n))).Order().ToArray();
+        var actual = TensorAssert.ToArray(linalg.eigvalsh(w.t().matmul(w).div(count))).Order().ToArray();
         TensorAssert.Close(expected, actual, 1e-9, "whitened spectrum");
     }
 }

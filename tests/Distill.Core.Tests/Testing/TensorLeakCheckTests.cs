@@ -1,3 +1,5 @@
+using TorchSharp;
+using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Distill.Core.Tests.Testing;
@@ -36,7 +38,7 @@ public class TensorLeakCheckTests
     public void Dispose_TensorsOfTheTestBodyOnly_Passes()
     {
         var probe = new Probe();
-        _ = ones(4).mul(2).sum();
+        _ = ones(4).add(ones(4), One).sum();
         var disposed = OnAnotherThread(() => { using var t = zeros(3); return t.shape[0]; });
         Assert.Equal(3, disposed);
         probe.Dispose();

@@ -20,7 +20,7 @@ public sealed class MinimalKipLoop : IDisposable
     // Constants held as Scalars for the life of the process: a temporary Scalar handed to
     // native code could be finalized by the GC in the middle of the call.
     private static readonly Scalar Pi = Math.PI, InverseTwoPi = 1 / (2 * Math.PI), W2Scalar = W2, B2Scalar = B2, Half = 0.5,
-        CosMin = -1 + 1e-12, CosMax = 1 - 1e-12, RegularizationScalar = Regularization;
+        CosMin = -1 + 1e-12, CosMax = 1 - 1e-12, RegularizationScalar = Regularization, One = 1;
 
     private readonly Tensor _train;
     private readonly Tensor _targets;
@@ -42,13 +42,20 @@ public sealed class MinimalKipLoop : IDisposable
         _kernelType = kernelType;
         _train = train;
         _targets = targets;
-        _byClass = Enumerable.Range(0, classes).Select(c => classOf.eq(c).nonzero().flatten()).ToArray();
+        _byClass = Enumerable.Range(0, classes).Select(c =>
+        {
+            using Scalar label = c;
+            return classOf.eq(label).nonzero().flatten();
+        }).ToArray();
         _perClass = targetBatch / classes;
         _generator = new Generator((ulong)seed);
         _images = new Parameter(supportImages.clone(), requires_grad: true);
         _labels = new Parameter(supportLabels.clone(), requires_grad: true);
-        // torch.optim.Adam's defaults as in PyTorch (TorchSharp's own default beta2 is 0.99).
+        // torch.optim.Adam's defaults as in PyTorch (TorchSharp's own default beta2 is 0.99). The
+        // yardstick is the loop as TorchSharp users write it, temporary Scalars in Adam's step included.
+#pragma warning disable DIST002
         _adam = optim.Adam([_images, _labels], lr: learningRate, beta1: 0.9, beta2: 0.999, eps: 1e-8);
+#pragma warning restore DIST002
     }
 
     public Tensor SupportImages => _images;
@@ -81,8 +88,9 @@ public sealed class MinimalKipLoop : IDisposable
             kss = Ntk(xs, xs, symmetric: true).to_type(ScalarType.Float64);
             kts = Ntk(xt.to_type(_kernelType), xs, symmetric: false).to_type(ScalarType.Float64);
         }
-        var ridge = kss.trace().mul(RegularizationScalar).div(ns);
-        var alpha = linalg.solve(kss.add(eye(ns, dtype: ScalarType.Float64).mul(ridge)), _labels);
+        using Scalar count = ns;
+        var ridge = kss.trace().mul(RegularizationScalar).div(count);
+        var alpha = linalg.solve(kss.add(eye(ns, dtype: ScalarType.Float64).mul(ridge), One), _labels);
         var loss = kts.matmul(alpha).sub(yt).square().mean().mul(Half);
 
         _adam.zero_grad();
@@ -99,14 +107,14 @@ public sealed class MinimalKipLoop : IDisposable
     private static Tensor Ntk(Tensor x1, Tensor x2, bool symmetric)
     {
         using Scalar inputScale = W2 / x1.shape[1];
-        var k = x1.matmul(x2.t()).mul(inputScale).add(B2Scalar);
-        var q1 = x1.square().sum(1).mul(inputScale).add(B2Scalar);
-        var q2 = symmetric ? q1 : x2.square().sum(1).mul(inputScale).add(B2Scalar);
+        var k = x1.matmul(x2.t()).mul(inputScale).add(B2Scalar, One);
+        var q1 = x1.square().sum(1).mul(inputScale).add(B2Scalar, One);
+        var q2 = symmetric ? q1 : x2.square().sum(1).mul(inputScale).add(B2Scalar, One);
         var norm = q1.unsqueeze(1).mul(q2.unsqueeze(0)).sqrt();
         var cos = k.div(norm).clamp(CosMin, CosMax);
         var theta = cos.acos();
-        var piMinusTheta = theta.neg().add(Pi);
-        var expectation = norm.mul(theta.sin().add(piMinusTheta.mul(cos))).mul(InverseTwoPi);
+        var piMinusTheta = theta.neg().add(Pi, One);
+        var expectation = norm.mul(theta.sin().add(piMinusTheta.mul(cos), One)).mul(InverseTwoPi);
         var derivative = piMinusTheta.mul(InverseTwoPi);
         if (symmetric)
         {
@@ -114,7 +122,7 @@ public sealed class MinimalKipLoop : IDisposable
             expectation = where(diagonal, q1.mul(Half).unsqueeze(1).expand_as(k), expectation);
             derivative = where(diagonal, full_like(k, Half), derivative);
         }
-        return expectation.mul(W2Scalar).add(B2Scalar).add(derivative.mul(k).mul(W2Scalar));
+        return expectation.mul(W2Scalar).add(B2Scalar, One).add(derivative.mul(k).mul(W2Scalar), One);
     }
 
     public void Dispose()
