@@ -31,6 +31,7 @@ cases=(
   "cifar10-conv-1ipc|cifar10pool|--ipc 1 --zca --feature-pool 64 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.003 --steps 2000 --validate-every 100 --held-out-networks 8 --test-subset 0 --threads 2|0.50"
   "cifar10-conv-10ipc|cifar10pool|--ipc 10 --zca --feature-pool 128 --feature-buffer-mb 6000 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.003 --steps 800 --validate-every 50 --held-out-networks 8 --test-subset 2000 --threads 2|0.62"
   "mnist-conv-1ipc|mnistpool|--ipc 1 --architecture convnet3 --feature-pool 64 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.01 --steps 2000 --validate-every 100 --held-out-networks 8 --test-subset 0 --threads 2|"
+  "cifar10-ls-conv-1ipc|cifar10own|--method ls --ipc 1 --zca --architecture convnet3 --kernel nngp --max-train 10000 --eval-every 0 --threads 2|"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
   "step-fc-10-f32|none|step-benchmark --support 10 --steps 200 --minimal-kernel-dtype float32|"
@@ -67,7 +68,7 @@ case "$dataset" in
     dir="$data/mnist"
     [ -e "$dir/train-images-idx3-ubyte.gz" ] || [ -e "$dir/train-images-idx3-ubyte" ] \
       || { echo "MNIST not found under $dir; skipping"; echo "case=$name skipped=true"; exit 0; } ;;
-  cifar10|transfer|cifar10pool)
+  cifar10|transfer|cifar10pool|cifar10own)
     dir="$repo/.cache/datasets/cifar10-jpeg"
     if [ ! -d "$dir/train" ]; then
       [ -f "$data/cifar10-jpeg.tar.gz" ] || { echo "cifar10-jpeg.tar.gz not found under $data; skipping"; echo "case=$name skipped=true"; exit 0; }
@@ -347,8 +348,9 @@ elif [ "$dataset" = transfer ]; then
   out="$(transfer standard --distilled "$distilled" --protocol standard)"; read -r standard standard_std <<<"$out"
   scaled="$(tr ' ' ',' <<<"${DISTILL_TRANSFER_ARGS:-}")"
   echo "result test_accuracy=$kernel std=$kernel_std baseline=$baseline baseline_std=$baseline_std standard=$standard standard_std=$standard_std seconds=$((SECONDS - started))${scaled:+ scaled=$scaled}" | tee "$log"
-elif [ "$dataset" = cifar10pool ] || [ "$dataset" = mnistpool ]; then
-  # KIP on a fixed pool of random ConvNet3 networks (distill kip --feature-pool): the result
+elif [ "$dataset" = cifar10pool ] || [ "$dataset" = mnistpool ] || [ "$dataset" = cifar10own ]; then
+  # The case's arguments are the whole kip command. For cifar10pool and mnistpool cases, KIP
+  # on a fixed pool of random ConvNet3 networks (distill kip --feature-pool): the result
   # line's test_accuracy is the exact ConvNet3 NNGP's KRR accuracy of the distilled images
   # (on the fixed test subset it names), baseline= the same for the initial random real
   # images, held_out_accuracy= under the held-out networks, chosen_step= the step kept.
