@@ -72,7 +72,7 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
             "add" or "add_" when !Has(method, "alpha") => "pass a held alpha",
             "addcdiv" or "addcdiv_" when !Has(method, "value") => "pass a held value",
             "vector_norm" or "matrix_norm" when method.ContainingType.Name == "linalg" => "compute the norm another way (Tensor.norm takes its order as a number)",
-            _ when method.ContainingType.Name == "optim" => "its optimisers do in every step; write the update with held Scalars",
+            _ when method.ContainingType.Name == "optim" => "so does every step of a TorchSharp optimiser: write the update with held Scalars",
             _ => null,
         };
         if (remedy is not null)
