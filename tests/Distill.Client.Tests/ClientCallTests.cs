@@ -172,6 +172,11 @@ public class ClientCallTests
             new RunEvent { Sequence = 6, Time = Now, Evaluation = new EvaluationDone { Step = 1, TestAccuracy = 0.8, TestMse = 0.1 } },
             new RunEvent { Sequence = 7, Time = Now, Checkpoint = new CheckpointDone { Step = 1, Snapshot = "runs/run-abc/snapshots/1" } },
             new RunEvent { Sequence = 8, Time = Now },
+            new RunEvent
+            {
+                Sequence = 9, Time = Now,
+                Phase = new PhaseProgress { Phase = Protos.Distiller.V1.RunPhase.LabelSolve, Step = 0, Done = 2000, Total = 50000, Elapsed = Duration.FromTimeSpan(TimeSpan.FromSeconds(12)) },
+            },
             new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "run cancelled")),
         ];
         var invoker = new FakeInvoker((_, _) => stream);
@@ -193,6 +198,7 @@ public class ClientCallTests
             new EvaluationEvent(6, t, 1, 0.8, 0.1),
             new CheckpointEvent(7, t, 1, "runs/run-abc/snapshots/1"),
             new UnrecognizedEvent(8, t),
+            new PhaseEvent(9, t, RunPhase.LabelSolve, 0, 2000, 50000, TimeSpan.FromSeconds(12)),
         ], events);
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
     }

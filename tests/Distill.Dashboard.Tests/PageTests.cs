@@ -261,6 +261,22 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void Phase_events_show_under_the_progress_line_until_the_evaluation_ends()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=run-step]")));
+        Assert.Empty(page.FindAll("[data-testid=run-phase]"));
+        var t = DateTimeOffset.UnixEpoch;
+        page.InvokeAsync(() => Fake.Push(new PhaseEvent(1, t, RunPhase.Evaluation, 400, 2000, 10000, TimeSpan.FromSeconds(65))));
+        page.WaitForAssertion(() => Assert.Equal("Evaluation at step 400: 2,000 of 10,000 test images, 1m 05s",
+            page.Find("[data-testid=run-phase]").TextContent));
+        Assert.DoesNotContain("2,000 of 10,000", page.Find("[data-testid=event-log]").TextContent);
+        page.InvokeAsync(() => Fake.Push(new EvaluationEvent(2, t, 400, 0.5, 0.1)));
+        page.WaitForAssertion(() => Assert.Empty(page.FindAll("[data-testid=run-phase]")));
+    }
+
+    [Fact]
     public async Task Smoothing_and_time_axis_redraw_the_curves()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));

@@ -9,6 +9,7 @@ using Distill.DistillerService.Runs;
 using Distill.Protos.Distiller.V1;
 using Grpc.Core;
 using SkiaSharp;
+using RunPhase = Distill.Protos.Distiller.V1.RunPhase;
 
 namespace Distill.DistillerService.Tests;
 
@@ -154,6 +155,41 @@ public class RunTests
         Assert.Equal(RunState.Succeeded, resumed[^1].State.State);
         Assert.Contains(resumed, e => e.State?.Message.StartsWith("resumed from step", StringComparison.Ordinal) == true);
         Assert.Equal(30, (await cluster.Client.GetRunAsync(new GetRunRequest { Name = run.Name })).Step);
+    }
+
+    [Fact]
+    public async Task LabelSolve_OnTwoServices_ReportsEachChunkOfBothPhases_AndEqualsTheEngineInThisProcess()
+    {
+        await using var cluster = await LoopbackCluster.StartAsync(kernelServices: 2);
+        var run = await cluster.Client.StartRunAsync(new StartRunRequest
+        {
+            Spec = new RunSpec { Dataset = TinyDataset.Name, SupportPerClass = 2, Method = Method.LabelSolve, Seed = 7 },
+        });
+        var events = await cluster.WatchToEndAsync(run.Name);
+        Assert.Equal(RunState.Succeeded, events[^1].State.State);
+
+        // 300 train and 100 test images go out in one chunk per service, each reported as it returns.
+        var phases = events.Where(e => e.Phase is not null).Select(e => e.Phase).ToList();
+        Assert.Equal([(150L, 300L), (300L, 300L)], phases.Where(p => p.Phase == RunPhase.LabelSolve).Select(p => (p.Done, p.Total)));
+        Assert.Equal([(50L, 100L), (100L, 100L)], phases.Where(p => p.Phase == RunPhase.Evaluation).Select(p => (p.Done, p.Total)));
+        Assert.All(phases, p => Assert.True(p.Step == 0 && p.Elapsed is not null));
+        var evaluation = Assert.Single(events, e => e.Evaluation is not null);
+        Assert.True(events.IndexOf(events.Last(e => e.Phase is not null)) < events.IndexOf(evaluation));
+
+        // The same Label Solve with the engine alone, in this process and in one pass.
+        var stored = await cluster.Client.GetRunAsync(new GetRunRequest { Name = run.Name });
+        var folder = Directory.CreateTempSubdirectory("distill-ls-");
+        try
+        {
+            using var data = PreparedDataset.Prepare(DatasetLoader.Load(Path.Combine(cluster.DataRoot, TinyDataset.Name)), new PreprocessingSpec());
+            var local = LocalRun.Execute(data, RunSpecs.ToOptions(stored.Spec), folder.FullName, resume: false);
+            Assert.Equal(local.TestAccuracy, evaluation.Evaluation.TestAccuracy);
+            Assert.Equal(local.TestMse, evaluation.Evaluation.TestMse, 1e-9);
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
     }
 
     [Fact]

@@ -68,6 +68,10 @@ public static class Display
 
     public static string Millis(TimeSpan? span) => span is { } s ? $"{s.TotalMilliseconds:0.0} ms" : "–";
 
+    /// <summary>A phase under way, such as "Evaluation at step 400: 2,000 of 10,000 test images, 1m 05s".</summary>
+    public static string Phase(PhaseEvent p) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{(p.Phase == RunPhase.LabelSolve ? "Label Solve" : $"Evaluation at step {p.Step}")}: {p.Done:N0} of {p.Total:N0} {(p.Phase == RunPhase.LabelSolve ? "train" : "test")} images, {Duration(p.Elapsed)}");
+
     /// <summary>A short line for the event log.</summary>
     public static string Describe(RunEventRecord e) => e switch
     {
@@ -75,6 +79,7 @@ public static class Display
         EvaluationEvent v => $"evaluation at step {v.Step}: test accuracy {Percent(v.TestAccuracy)}, MSE {v.TestMse:0.0000}",
         CheckpointEvent c => $"checkpoint and snapshot at step {c.Step}",
         StepEvent s => $"step {s.Step}/{s.TotalSteps}: loss {s.Loss:0.####e+0}, {s.StepsPerSecond:0.0} steps/s",
+        PhaseEvent p => Phase(p),
         _ => "event of a newer kind",
     };
 }

@@ -254,6 +254,13 @@ internal static class Messages
         _ => (RunStatus)(int)state,
     };
 
+    private static RunPhase FromProto(Proto.RunPhase phase) => phase switch
+    {
+        Proto.RunPhase.Evaluation => RunPhase.Evaluation,
+        Proto.RunPhase.LabelSolve => RunPhase.LabelSolve,
+        _ => RunPhase.Unspecified,
+    };
+
     public static RunState ToProto(RunStatus status) => status switch
     {
         RunStatus.Queued => RunState.Queued,
@@ -291,6 +298,8 @@ internal static class Messages
             RunEvent.EventOneofCase.Progress => new StepEvent(e.Sequence, time, e.Progress.Step, e.Progress.TotalSteps, e.Progress.Loss, e.Progress.StepsPerSecond),
             RunEvent.EventOneofCase.Evaluation => new EvaluationEvent(e.Sequence, time, e.Evaluation.Step, e.Evaluation.TestAccuracy, e.Evaluation.TestMse),
             RunEvent.EventOneofCase.Checkpoint => new CheckpointEvent(e.Sequence, time, e.Checkpoint.Step, e.Checkpoint.Snapshot),
+            RunEvent.EventOneofCase.Phase => new PhaseEvent(e.Sequence, time, FromProto(e.Phase.Phase), e.Phase.Step, e.Phase.Done, e.Phase.Total,
+                e.Phase.Elapsed?.ToTimeSpan() ?? TimeSpan.Zero),
             _ => new UnrecognizedEvent(e.Sequence, time),
         };
     }

@@ -16,6 +16,23 @@ public sealed record EvaluationEvent(long Sequence, DateTimeOffset Time, long St
 public sealed record CheckpointEvent(long Sequence, DateTimeOffset Time, long Step, string Snapshot)
     : RunEventRecord(Sequence, Time);
 
+/// <summary>A phase that takes no steps and can take long.</summary>
+public enum RunPhase
+{
+    Unspecified,
+    /// <summary>KRR on the test split (or a feature-pool run's test subset).</summary>
+    Evaluation,
+    /// <summary>A Label Solve's sums over the train split.</summary>
+    LabelSolve,
+}
+
+/// <summary>
+/// A phase under way with the support set of <paramref name="Step"/>: <paramref name="Done"/> of
+/// <paramref name="Total"/> rows (test images for an evaluation, train images for a Label Solve).
+/// </summary>
+public sealed record PhaseEvent(long Sequence, DateTimeOffset Time, RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed)
+    : RunEventRecord(Sequence, Time);
+
 /// <summary>An event of a kind newer than this client; kept so that sequence numbers stay gapless.</summary>
 public sealed record UnrecognizedEvent(long Sequence, DateTimeOffset Time)
     : RunEventRecord(Sequence, Time);

@@ -15,11 +15,11 @@ public interface IKipBackend
     Task<KipShardResult> StepAsync(Tensor supportImages, Tensor supportLabels, long[] targetIndices, bool wantLabelGradient,
         CancellationToken cancellation);
 
-    /// <summary>KRR accuracy and MSE on the whole test split.</summary>
-    Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, CancellationToken cancellation);
+    /// <summary>KRR accuracy and MSE on the whole test split; test rows scored so far go to <paramref name="progress"/>.</summary>
+    Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, Action<RowsDone>? progress, CancellationToken cancellation);
 
-    /// <summary>Label Solve labels over the whole train split.</summary>
-    Task<Tensor> SolveLabelsAsync(Tensor supportImages, CancellationToken cancellation);
+    /// <summary>Label Solve labels over the whole train split; train rows summed so far go to <paramref name="progress"/>.</summary>
+    Task<Tensor> SolveLabelsAsync(Tensor supportImages, Action<RowsDone>? progress, CancellationToken cancellation);
 }
 
 /// <summary>The backend that computes in this process, synchronously.</summary>
@@ -40,10 +40,11 @@ public sealed class InProcessKipBackend(PreparedDataset data, KernelSpec kernel,
         return Task.FromResult(result);
     }
 
-    public Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, CancellationToken cancellation) =>
+    public Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, Action<RowsDone>? progress, CancellationToken cancellation) =>
         Task.FromResult(KrrEvaluator.Evaluate(_kernel, supportImages, supportLabels, data.TestImages, data.TestLabels, data.TestTargets,
-            regularization, blockRows));
+            regularization, blockRows, progress, cancellation));
 
-    public Task<Tensor> SolveLabelsAsync(Tensor supportImages, CancellationToken cancellation) =>
-        Task.FromResult(LabelSolver.Solve(_kernel, supportImages, data.TrainImages, data.TrainTargets, regularization, blockRows: blockRows).Labels);
+    public Task<Tensor> SolveLabelsAsync(Tensor supportImages, Action<RowsDone>? progress, CancellationToken cancellation) =>
+        Task.FromResult(LabelSolver.Solve(_kernel, supportImages, data.TrainImages, data.TrainTargets, regularization, blockRows: blockRows,
+            progress: progress, cancellation: cancellation).Labels);
 }

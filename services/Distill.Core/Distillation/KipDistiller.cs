@@ -82,15 +82,15 @@ public sealed class KipDistiller : IDisposable
         return new KipStepReport(Step, result.Loss, result.Method, watch.Elapsed);
     }
 
-    public EvaluationResult Evaluate() => EvaluateAsync(CancellationToken.None).GetAwaiter().GetResult();
+    public EvaluationResult Evaluate() => EvaluateAsync(null, CancellationToken.None).GetAwaiter().GetResult();
 
-    public Task<EvaluationResult> EvaluateAsync(CancellationToken cancellation) =>
-        _backend.EvaluateAsync(SupportImages, SupportLabels, cancellation);
+    public Task<EvaluationResult> EvaluateAsync(Action<RowsDone>? progress, CancellationToken cancellation) =>
+        _backend.EvaluateAsync(SupportImages, SupportLabels, progress, cancellation);
 
     /// <summary>Replaces the support labels by the Label Solve labels over the whole train split.</summary>
-    public async Task SolveLabelsAsync(CancellationToken cancellation)
+    public async Task SolveLabelsAsync(Action<RowsDone>? progress, CancellationToken cancellation)
     {
-        using var labels = await _backend.SolveLabelsAsync(SupportImages, cancellation);
+        using var labels = await _backend.SolveLabelsAsync(SupportImages, progress, cancellation);
         using (no_grad()) SupportLabels.copy_(labels);
     }
 

@@ -1,4 +1,5 @@
 using Distill.Core.Errors;
+using Distill.Core.Evaluation;
 using Distill.Core.Kernels;
 using Distill.Core.Regression;
 using TorchSharp;
@@ -18,35 +19,40 @@ public static class LabelSolver
     public const double DefaultSolveRegularization = 1e-10;
 
     public static (Tensor Labels, SolveMethod Method) Solve(IKernel kernel, Tensor supportImages, Tensor targetImages, Tensor targetLabels,
-        double regularization, double solveRegularization = DefaultSolveRegularization, int blockRows = GramMatrix.DefaultBlockRows)
+        double regularization, double solveRegularization = DefaultSolveRegularization, int blockRows = GramMatrix.DefaultBlockRows,
+        Action<RowsDone>? progress = null, CancellationToken cancellation = default)
     {
         if (targetImages.shape[0] < supportImages.shape[0])
             throw new InvalidFieldException("support_per_class", $"label solve needs at least as many targets ({targetImages.shape[0]}) as support images ({supportImages.shape[0]})");
         using var scope = NewDisposeScope();
-        var (normal, projected) = Accumulate(kernel, supportImages, targetImages, targetLabels, blockRows);
+        var (normal, projected) = Accumulate(kernel, supportImages, targetImages, targetLabels, blockRows, progress, cancellation);
         var (labels, method) = Finish(kernel.ComputeSymmetric(supportImages), normal, projected, regularization, solveRegularization);
         return (labels.MoveToOuterDisposeScope(), method);
     }
 
     /// <summary>
     /// One shard's K_st K_ts (n_s x n_s) and K_st Y_t (n_s x C). Both are sums over targets,
-    /// so shards of the target set add up to the whole.
+    /// so shards of the target set add up to the whole. Each block of targets is reported to
+    /// <paramref name="progress"/>, and is a point where cancellation takes effect.
     /// </summary>
     public static (Tensor Normal, Tensor Projected) Accumulate(IKernel kernel, Tensor supportImages, Tensor targetImages, Tensor targetLabels,
-        int blockRows = GramMatrix.DefaultBlockRows)
+        int blockRows = GramMatrix.DefaultBlockRows, Action<RowsDone>? progress = null, CancellationToken cancellation = default)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var ns = supportImages.shape[0];
         var normal = zeros(ns, ns, dtype: ScalarType.Float64, device: supportImages.device);
         var projected = zeros(ns, targetLabels.shape[1], dtype: ScalarType.Float64, device: supportImages.device);
-        for (long start = 0; start < targetImages.shape[0]; start += blockRows)
+        var n = targetImages.shape[0];
+        for (long start = 0; start < n; start += blockRows)
         {
+            cancellation.ThrowIfCancellationRequested();
             using var blockScope = NewDisposeScope();
-            var length = Math.Min(blockRows, targetImages.shape[0] - start);
+            var length = Math.Min(blockRows, n - start);
             var kts = kernel.Compute(targetImages.narrow(0, start, length), supportImages);
             normal.add_(kts.t().matmul(kts), One);
             projected.add_(kts.t().matmul(targetLabels.narrow(0, start, length)), One);
+            progress?.Invoke(new RowsDone(start + length, n));
         }
         return (normal.MoveToOuterDisposeScope(), projected.MoveToOuterDisposeScope());
     }

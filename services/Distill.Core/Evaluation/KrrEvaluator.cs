@@ -9,12 +9,14 @@ public sealed record EvaluationResult(double Accuracy, double Mse, int Count, So
 
 /// <summary>
 /// Evaluates a support set as a kernel ridge regressor on a whole split, with the same
-/// trace-scaled ridge that KIP trains with; the split is processed in row blocks.
+/// trace-scaled ridge that KIP trains with; the split is processed in row blocks, each
+/// reported to <c>progress</c> and each a point where cancellation takes effect.
 /// </summary>
 public static class KrrEvaluator
 {
     public static EvaluationResult Evaluate(IKernel kernel, Tensor supportImages, Tensor supportLabels,
-        Tensor images, int[] labels, Tensor targets, double regularization, int blockRows = GramMatrix.DefaultBlockRows)
+        Tensor images, int[] labels, Tensor targets, double regularization, int blockRows = GramMatrix.DefaultBlockRows,
+        Action<RowsDone>? progress = null, CancellationToken cancellation = default)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -25,6 +27,7 @@ public static class KrrEvaluator
         var n = images.shape[0];
         for (long start = 0; start < n; start += blockRows)
         {
+            cancellation.ThrowIfCancellationRequested();
             using var blockScope = NewDisposeScope();
             var length = Math.Min(blockRows, n - start);
             var predictions = kernel.Compute(images.narrow(0, start, length), supportImages).matmul(alpha);
@@ -32,6 +35,7 @@ public static class KrrEvaluator
             var predicted = predictions.argmax(1).cpu().data<long>().ToArray();
             for (int i = 0; i < predicted.Length; i++)
                 if (predicted[i] == labels[start + i]) correct++;
+            progress?.Invoke(new RowsDone(start + length, n));
         }
         return new EvaluationResult((double)correct / n, squaredError / (n * targets.shape[1]), (int)n, method);
     }

@@ -54,8 +54,8 @@ public sealed record FeaturePoolRunSettings
     public bool HeldOutTest { get; init; } = true;
     /// <summary>Where the pool's target features live and steps are computed (null: this process).</summary>
     public IFeaturePoolBackend? Backend { get; init; }
-    /// <summary>The exact kernel's test evaluation of a support (n x d) and labels (null: in this process).</summary>
-    public Func<Tensor, Tensor, CancellationToken, Task<EvaluationResult>>? EvaluateExact { get; init; }
+    /// <summary>The exact kernel's test evaluation of a support (n x d) and labels, with its progress (null: in this process).</summary>
+    public Func<Tensor, Tensor, Action<RowsDone>?, CancellationToken, Task<EvaluationResult>>? EvaluateExact { get; init; }
     /// <summary>A snapshot of the support with every checkpoint, and at the start.</summary>
     public SnapshotPolicy? Snapshots { get; init; }
     public Action<RunEvent>? Report { get; init; }
@@ -109,8 +109,16 @@ public static class FeaturePoolRun
 
         // No dispose scope here: this method awaits, and scopes belong to a thread.
         using var test = TestSet.Of(data, settings.TestSubset, options.Seed);
-        var evaluateExact = settings.EvaluateExact ?? ((support, labels, _) =>
-            Task.FromResult(KrrEvaluator.Evaluate(exact, support, labels, test.Images, test.Labels, test.Targets, options.Regularization, ExactBlockRows)));
+        var evaluateExact = settings.EvaluateExact ?? ((support, labels, progress, token) =>
+            Task.FromResult(KrrEvaluator.Evaluate(exact, support, labels, test.Images, test.Labels, test.Targets, options.Regularization, ExactBlockRows,
+                progress, token)));
+        // An exact evaluation can take twenty minutes: its progress goes to the log as well as to the run's events.
+        void ReportPhase(RunEvent e)
+        {
+            report?.Invoke(e);
+            if (e is PhaseProgress p)
+                log(string.Create(CultureInfo.InvariantCulture, $"exact evaluation: {p.Done}/{p.Total} test images ({p.Elapsed.TotalSeconds:F0} s)"));
+        }
         var kipOptions = ToKipOptions(options);
 
         async Task<PoolEvaluation> Evaluate(string what, long step)
@@ -122,7 +130,7 @@ public static class FeaturePoolRun
             using (support)
             using (labels)
             {
-                var e = await evaluateExact(support, labels, cancellation);
+                var e = await evaluateExact(support, labels, PhaseProgress.Reporter(RunPhase.Evaluation, step, ReportPhase), cancellation);
                 log(string.Create(CultureInfo.InvariantCulture,
                     $"{what}: exact {options.Kernel.Architecture} NNGP test_accuracy {e.Accuracy:F4}{heldOut} on {e.Count} test images ({watch.Elapsed.TotalSeconds:F1} s)"));
                 report?.Invoke(new EvaluationCompleted(step, e));

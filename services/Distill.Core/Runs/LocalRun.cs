@@ -48,15 +48,16 @@ public static class LocalRun
         if (snapshots is not null && distiller.Step == 0)
             WriteSnapshot(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, 0, options, data, snapshots);
         if (options.Method == DistillationMethod.LabelSolve)
-            await distiller.SolveLabelsAsync(cancellation);
+            await distiller.SolveLabelsAsync(PhaseProgress.Reporter(RunPhase.LabelSolve, distiller.Step, report), cancellation);
 
         var evaluations = new List<EvaluationPoint>();
-        async Task Evaluate()
+        EvaluationResult? latest = null;
+        async Task<EvaluationResult> Evaluate()
         {
-            var result = await distiller.EvaluateAsync(cancellation);
-            if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
-                evaluations.Add(new EvaluationPoint(distiller.Step, result.Accuracy, result.Mse));
-            report?.Invoke(new EvaluationCompleted(distiller.Step, result));
+            latest = await distiller.EvaluateAsync(PhaseProgress.Reporter(RunPhase.Evaluation, distiller.Step, report), cancellation);
+            evaluations.Add(new EvaluationPoint(distiller.Step, latest.Accuracy, latest.Mse));
+            report?.Invoke(new EvaluationCompleted(distiller.Step, latest));
+            return latest;
         }
         void Checkpoint()
         {
@@ -95,12 +96,8 @@ public static class LocalRun
 
         if (options.Method == DistillationMethod.Kip && (options.CheckpointEvery == 0 || distiller.Step % options.CheckpointEvery != 0 || stepsThisSession == 0))
             Checkpoint();
-        var final = await distiller.EvaluateAsync(cancellation);
-        if (evaluations.Count == 0 || evaluations[^1].Step != distiller.Step)
-        {
-            evaluations.Add(new EvaluationPoint(distiller.Step, final.Accuracy, final.Mse));
-            report?.Invoke(new EvaluationCompleted(distiller.Step, final));
-        }
+        // A Label Solve, or a finished run resumed, was evaluated at this step already: an exact evaluation can take many minutes.
+        var final = latest is not null && evaluations[^1].Step == distiller.Step ? latest : await Evaluate();
 
         var outputs = WriteOutputs(distiller.SupportImages, distiller.SupportLabels, distiller.SupportClasses, distiller.Step, options, data, outputDirectory);
         var summary = new RunSummary

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Distill.Core.Evaluation;
 
 namespace Distill.Core.Runs;
@@ -10,6 +11,28 @@ public sealed record RunStarted(long FromStep, long TotalSteps, bool Resumed) : 
 public sealed record StepCompleted(long Step, long TotalSteps, double Loss, double StepsPerSecond) : RunEvent;
 
 public sealed record EvaluationCompleted(long Step, EvaluationResult Result) : RunEvent;
+
+/// <summary>The phases that take no steps and can take long: an evaluation on the test split, a Label Solve over the train split.</summary>
+public enum RunPhase { Evaluation, LabelSolve }
+
+/// <summary>A phase of <see cref="RunPhase"/> under way for the support of <paramref name="Step"/>: rows done of the total.</summary>
+public sealed record PhaseProgress(RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed) : RunEvent
+{
+    /// <summary>Rows done as events for <paramref name="report"/>: one per twentieth of the rows at most, and the last.</summary>
+    public static Action<RowsDone>? Reporter(RunPhase phase, long step, Action<RunEvent>? report)
+    {
+        if (report is null) return null;
+        var watch = Stopwatch.StartNew();
+        long reported = 0;
+        return rows =>
+        {
+            var twentieths = rows.Total <= 0 ? 20 : rows.Done * 20 / rows.Total;
+            if (twentieths <= reported && rows.Done < rows.Total) return;
+            reported = twentieths;
+            report(new PhaseProgress(phase, step, rows.Done, rows.Total, watch.Elapsed));
+        };
+    }
+}
 
 /// <summary>A checkpoint, and the snapshot written with it when the run keeps snapshots.</summary>
 public sealed record CheckpointWritten(long Step, string Path, string? SnapshotPath = null) : RunEvent;

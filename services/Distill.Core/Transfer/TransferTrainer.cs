@@ -238,12 +238,13 @@ public sealed class TransferTrainer
         return network;
     }
 
+    private static readonly Scalar Half = 0.5;
+
     private Tensor Loss(TrainedNetwork trained, Tensor x, Tensor y)
     {
         var output = trained.Predict(x);
         // MSE as in KIP: 0.5 ||f(x) - y||^2 summed over classes, averaged over images.
-        using Scalar half = 0.5;
-        return _options.CrossEntropy ? nn.functional.cross_entropy(output, y) : output.sub(y).square().sum(1).mean().mul(half);
+        return _options.CrossEntropy ? nn.functional.cross_entropy(output, y) : output.sub(y).square().sum(1).mean().mul(Half);
     }
 
     /// <summary>Mean training loss over the whole support set, without gradients.</summary>

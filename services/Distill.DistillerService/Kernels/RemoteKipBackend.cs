@@ -19,7 +19,7 @@ namespace Distill.DistillerService.Kernels;
 /// shard per service and the shards' results are summed in shard order, so the result is
 /// the same whichever services end up computing them. A shard whose service is away moves
 /// to the next one (<see cref="KernelFailover"/>). Evaluations score the whole test split, or
-/// <paramref name="evaluationRows"/> of it.
+/// <paramref name="evaluationRows"/> of it; they and Label Solves go out in chunks over every service.
 /// </summary>
 public sealed class RemoteKipBackend(
     KernelServicePool pool,
@@ -27,6 +27,7 @@ public sealed class RemoteKipBackend(
     CoreKernelSpec kernel,
     double regularization,
     long trainCount,
+    long testCount,
     long[] imageShape,
     string? runName,
     Action<bool>? availabilityChanged,
@@ -37,6 +38,9 @@ public sealed class RemoteKipBackend(
 {
     private readonly KernelSpec _kernel = kernel.ToMessage();
     private readonly KernelFailover _failover = new(pool, dataset, availabilityChanged, probeInterval, time, logger);
+
+    /// <summary>Fewest test rows per evaluation call, and train rows per Label Solve call (more with a large support).</summary>
+    private const long EvaluationChunkRows = 1000, LabelSolveChunkRows = 2000;
 
     public async Task<KipShardResult> StepAsync(Tensor supportImages, Tensor supportLabels, long[] targetIndices, bool wantLabelGradient,
         CancellationToken cancellation)
@@ -114,32 +118,90 @@ public sealed class RemoteKipBackend(
         }));
     }
 
-    public async Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, CancellationToken cancellation)
+    public async Task<EvaluationResult> EvaluateAsync(Tensor supportImages, Tensor supportLabels, Action<RowsDone>? progress,
+        CancellationToken cancellation)
     {
         var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
-        var response = await _failover.OnAnyAsync(0, (endpoint, name, options) => endpoint.Client.EvaluateKrrAsync(new EvaluateKrrRequest
+        var rows = evaluationRows?.LongLength ?? testCount;
+        var responses = await OverChunksAsync(rows, supportImages.shape[0], EvaluationChunkRows, (endpoint, name, options, chunk) =>
         {
-            Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, Dataset = name, Split = Split.Test,
-            Indices = { evaluationRows ?? [] },
-        }, options).ResponseAsync, cancellation);
-        return new EvaluationResult(response.Accuracy, response.Mse, (int)response.Count, response.SolveMethod.ToCore());
+            var request = new EvaluateKrrRequest
+            {
+                Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, Dataset = name, Split = Split.Test,
+            };
+            request.Indices.AddRange(evaluationRows is null
+                ? Enumerable.Range(chunk.Start, chunk.Count).Select(i => (long)i)
+                : evaluationRows.Skip(chunk.Start).Take(chunk.Count));
+            return endpoint.Client.EvaluateKrrAsync(request, options).ResponseAsync;
+        }, progress, cancellation);
+        // Each chunk's counts back from its accuracy and mean error, summed in chunk order.
+        long count = responses.Sum(r => r.Count);
+        double correct = responses.Sum(r => Math.Round(r.Accuracy * r.Count));
+        double squaredError = responses.Sum(r => r.Mse * r.Count);
+        return new EvaluationResult(correct / count, squaredError / count, (int)count, responses.Max(r => r.SolveMethod).ToCore());
     }
 
-    public async Task<Tensor> SolveLabelsAsync(Tensor supportImages, CancellationToken cancellation)
+    public async Task<Tensor> SolveLabelsAsync(Tensor supportImages, Action<RowsDone>? progress, CancellationToken cancellation)
     {
         var support = Shaped(supportImages);
-        var responses = await Task.WhenAll(Shards(trainCount).Select((range, i) => _failover.OnAnyAsync(i, (endpoint, name, options) =>
+        var responses = await OverChunksAsync(trainCount, supportImages.shape[0], LabelSolveChunkRows, (endpoint, name, options, chunk) =>
             endpoint.Client.LabelSolveShardAsync(new LabelSolveShardRequest
             {
                 Kernel = _kernel, Support = support,
-                Targets = new DatasetRows { Dataset = name, Split = Split.Train, Ranges = { new IndexRange { Start = range.Start, Count = range.Count } } },
-            }, options).ResponseAsync, cancellation)));
+                Targets = new DatasetRows { Dataset = name, Split = Split.Train, Ranges = { new IndexRange { Start = chunk.Start, Count = chunk.Count } } },
+            }, options).ResponseAsync, progress, cancellation);
         using var scope = NewDisposeScope();
         var normal = responses.Select(r => r.Normal.ToTorch("normal")).Aggregate((a, b) => a.add_(b, One));
         var projected = responses.Select(r => r.Projected.ToTorch("projected")).Aggregate((a, b) => a.add_(b, One));
         var (solved, _) = LabelSolver.Finish(responses[0].SupportGram.ToTorch("support_gram"), normal, projected, regularization);
         return solved.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Rows of an evaluation or a Label Solve handed out in chunks, each to the next service
+    /// that finishes one, so that every service works and progress comes chunk by chunk; the
+    /// results are in chunk order. Each chunk recomputes the support's own Gram matrix, so it
+    /// holds at least ten rows per support image (a few per cent more work).
+    /// </summary>
+    private async Task<T[]> OverChunksAsync<T>(long rows, long supportRows, long minimumRows,
+        Func<KernelEndpoint, string, CallOptions, (int Start, int Count), Task<T>> call, Action<RowsDone>? progress, CancellationToken cancellation)
+    {
+        var services = Math.Max(1, pool.Endpoints.Count);
+        var size = Math.Min(Math.Max(minimumRows, 10 * supportRows), Math.Max(1, (rows + services - 1) / services));
+        var chunks = new List<(int Start, int Count)>();
+        for (long start = 0; start < rows; start += size)
+            chunks.Add(((int)start, (int)Math.Min(size, rows - start)));
+        var results = new T[chunks.Count];
+        var progressLock = new Lock();
+        long done = 0;
+        int next = -1;
+        // A failed chunk stops the others: the whole evaluation fails with its error.
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        async Task Work(int preferred)
+        {
+            for (int i; (i = Interlocked.Increment(ref next)) < chunks.Count;)
+            {
+                var chunk = chunks[i];
+                try
+                {
+                    results[i] = await _failover.OnAnyAsync(preferred, (endpoint, name, options) => call(endpoint, name, options, chunk), failed.Token);
+                }
+                catch
+                {
+                    failed.Cancel();
+                    throw;
+                }
+                lock (progressLock)
+                {
+                    done += chunk.Count;
+                    progress?.Invoke(new RowsDone(done, rows));
+                }
+            }
+        }
+        // Workers the failure cancelled end cancelled, not faulted: the failure is what this throws.
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(services, chunks.Count)).Select(Work));
+        return results;
     }
 
     /// <summary>The engine's flattened support set as images, N x C x H x W, as the API sends them.</summary>

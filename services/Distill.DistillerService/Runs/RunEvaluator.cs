@@ -31,11 +31,11 @@ public sealed class RunEvaluator(RunSupportSets supportSets, DatasetCache datase
             var reference = DatasetCache.Reference(run.Spec);
             await using var hold = pool.Hold(reference);
             var backend = new RemoteKipBackend(pool, reference, kernel, RunSpecs.ToOptions(run.Spec).Regularization, data.TrainImages.shape[0],
-                DatasetCache.ImageShape(data), runName: null, availabilityChanged: null, TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger);
+                data.TestImages.shape[0], DatasetCache.ImageShape(data), runName: null, availabilityChanged: null, TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger);
             Core.Evaluation.EvaluationResult result;
             try
             {
-                result = await backend.EvaluateAsync(images, labels, cancellation);
+                result = await backend.EvaluateAsync(images, labels, progress: null, cancellation);
             }
             catch (KernelServiceException e) when (e.InnerException is global::Grpc.Core.RpcException inner)
             {

@@ -6,9 +6,14 @@ using Distill.DistillerService.Configuration;
 using Distill.DistillerService.Datasets;
 using Distill.DistillerService.Kernels;
 using Distill.Protos.Distiller.V1;
+using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Options;
+using CorePhaseProgress = Distill.Core.Runs.PhaseProgress;
 using CoreRunEvent = Distill.Core.Runs.RunEvent;
+using CoreRunPhase = Distill.Core.Runs.RunPhase;
+using PhaseProgress = Distill.Protos.Distiller.V1.PhaseProgress;
 using RunEvent = Distill.Protos.Distiller.V1.RunEvent;
+using RunPhase = Distill.Protos.Distiller.V1.RunPhase;
 
 namespace Distill.DistillerService.Runs;
 
@@ -33,7 +38,7 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
         await using var hold = pool.Hold(reference);
         // A feature-pool run's exact evaluations score its fixed test subset, as the command line's do.
         var testRows = run.Spec.FeaturePool is { } spec ? FeaturePoolRun.TestRows(data, spec.TestSubset, run.Spec.Seed) : null;
-        var backend = new RemoteKipBackend(pool, reference, kip.Kernel, kip.Regularization, data.TrainImages.shape[0], DatasetCache.ImageShape(data),
+        var backend = new RemoteKipBackend(pool, reference, kip.Kernel, kip.Regularization, data.TrainImages.shape[0], data.TestImages.shape[0], DatasetCache.ImageShape(data),
             run.Name, available => OnAvailability(id, available), TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds), time, logger, testRows);
         await backend.PrepareAsync(cancellation);
         var folder = store.RunFolder(id);
@@ -98,6 +103,16 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
                     r.BestTestAccuracy = r.HasBestTestAccuracy ? Math.Max(r.BestTestAccuracy, evaluation.Result.Accuracy) : evaluation.Result.Accuracy;
                 }, new RunEvent { Evaluation = new EvaluationDone { Step = evaluation.Step, TestAccuracy = evaluation.Result.Accuracy, TestMse = evaluation.Result.Mse } },
                     persist: true);
+                break;
+            case CorePhaseProgress phase:
+                lifecycle.Update(id, _ => { }, new RunEvent
+                {
+                    Phase = new PhaseProgress
+                    {
+                        Phase = phase.Phase == CoreRunPhase.LabelSolve ? RunPhase.LabelSolve : RunPhase.Evaluation,
+                        Step = phase.Step, Done = phase.Done, Total = phase.Total, Elapsed = Duration.FromTimeSpan(phase.Elapsed),
+                    },
+                }, persist: false);
                 break;
             case CheckpointWritten checkpoint:
                 lifecycle.Update(id, r => { r.CheckpointStep = checkpoint.Step; r.Step = checkpoint.Step; },

@@ -294,7 +294,9 @@ public sealed partial class KernelGrpcService(
             var support = reader.Support(request.Support, dataset).Rows;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             reader.CheckElements(classes.Length * support.shape[0], "split x support");
-            var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, features, classes, targets, regularization);
+            // A cancelled call stops at the next row block instead of computing to the end.
+            var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, features, classes, targets, regularization,
+                cancellation: context.CancellationToken);
             metrics.Computed(nameof(EvaluateKrr), classes.Length * support.shape[0]);
             return new EvaluateKrrResponse
             {
@@ -363,7 +365,7 @@ public sealed partial class KernelGrpcService(
             var support = reader.Support(request.Support, targets.Dataset).Rows;
             reader.CheckElements(targets.Count * support.shape[0], "targets x support");
             var (normal, projected) = LabelSolver.Accumulate(kernel.Kernel, support, targets.Split.Features.index_select(0, targets.Index),
-                targets.Split.Targets.index_select(0, targets.Index));
+                targets.Split.Targets.index_select(0, targets.Index), cancellation: context.CancellationToken);
             metrics.Computed(nameof(LabelSolveShard), (targets.Count + support.shape[0]) * support.shape[0]);
             return new LabelSolveShardResponse
             {

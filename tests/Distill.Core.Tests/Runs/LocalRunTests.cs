@@ -135,6 +135,25 @@ public sealed class LocalRunTests : TensorLeakCheck
         Assert.True(solved.TestMse < plain.TestMse, $"LS test MSE {solved.TestMse:G4} vs one-hot {plain.TestMse:G4}");
     }
 
+    [Fact]
+    public void Execute_LabelSolve_ReportsTheSolveAndOneEvaluationAsTheirRowsComplete()
+    {
+        using var data = PreparedDataset.Prepare(SyntheticImages.Create(), new PreprocessingSpec());
+        var events = new List<RunEvent>();
+        var options = Options(0) with { Initialization = SupportInitialization.Real, Method = DistillationMethod.LabelSolve, BlockRows = 50 };
+
+        var summary = LocalRun.Execute(data, options, Dir("ls-progress"), resume: false, report: events.Add);
+
+        // 240 train and 160 test images in blocks of 50; the evaluation's rows come before its result, and it runs once.
+        var phases = events.OfType<PhaseProgress>().ToList();
+        Assert.Equal([50L, 100, 150, 200, 240], phases.Where(p => p.Phase == RunPhase.LabelSolve).Select(p => p.Done));
+        Assert.Equal([50L, 100, 150, 160], phases.Where(p => p.Phase == RunPhase.Evaluation).Select(p => p.Done));
+        Assert.All(phases, p => Assert.Equal((0L, p.Phase == RunPhase.LabelSolve ? 240L : 160L), (p.Step, p.Total)));
+        var evaluation = Assert.Single(events.OfType<EvaluationCompleted>());
+        Assert.True(events.IndexOf(phases[^1]) < events.IndexOf(evaluation));
+        Assert.Equal(evaluation.Result.Accuracy, summary.TestAccuracy);
+    }
+
     private string Dir(string name) => Path.Combine(_directory.FullName, name);
 
     public override void Dispose()

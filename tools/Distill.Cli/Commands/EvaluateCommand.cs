@@ -2,6 +2,7 @@ using System.ComponentModel;
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
 using Distill.Core.Output;
+using Distill.Core.Runs;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
@@ -31,7 +32,8 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
         using var support = tensor(images.ToFloats(), [images.Shape[0], images.Shape[1..].Aggregate(1L, (a, b) => a * b)], device: data.TrainImages.device).to_type(ScalarType.Float64);
         using var supportLabels = tensor(labels.ToFloats(), labels.Shape, device: data.TrainImages.device).to_type(ScalarType.Float64);
         var result = KrrEvaluator.Evaluate(settings.KernelSpec(data).Create(), support, supportLabels,
-            data.TestImages, data.TestLabels, data.TestTargets, settings.Regularization, settings.BlockRows);
+            data.TestImages, data.TestLabels, data.TestTargets, settings.Regularization, settings.BlockRows,
+            PhaseProgress.Reporter(RunPhase.Evaluation, 0, e => Console.WriteLine(RunProgress.Describe((PhaseProgress)e))), cancellation);
         AnsiConsole.MarkupLine($"test accuracy [bold]{result.Accuracy:P2}[/], MSE {result.Mse:G4} on {result.Count} images ({result.Method})");
         Console.WriteLine(FormattableString.Invariant($"result test_accuracy={result.Accuracy:F4} mse={result.Mse:G6} count={result.Count}"));
         return 0;

@@ -36,6 +36,9 @@ internal static class RunProgress
                             task.Value = s.Step;
                             task.Description = string.Create(CultureInfo.InvariantCulture, $"step {s.Step}/{s.TotalSteps}  loss {s.Loss:E3}  {s.StepsPerSecond:F1} steps/s{accuracy}");
                             break;
+                        case PhaseProgress p:
+                            task.Description = Describe(p);
+                            break;
                         case EvaluationCompleted ev:
                             accuracy = $"  test acc {ev.Result.Accuracy:P2}";
                             AnsiConsole.MarkupLine($"step {ev.Step}: test accuracy [bold]{ev.Result.Accuracy:P2}[/], MSE {ev.Result.Mse:G4}");
@@ -46,6 +49,9 @@ internal static class RunProgress
             });
         return summary!;
     }
+
+    public static string Describe(PhaseProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"{(p.Phase == RunPhase.LabelSolve ? "label solve" : "evaluation")}: {p.Done}/{p.Total} {(p.Phase == RunPhase.LabelSolve ? "train" : "test")} images ({p.Elapsed.TotalSeconds:F0} s)");
 
     private static Action<RunEvent> PlainReporter(KipOptions options)
     {
@@ -63,6 +69,9 @@ internal static class RunProgress
                     break;
                 case EvaluationCompleted ev:
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {ev.Step} test_accuracy {ev.Result.Accuracy:F4} mse {ev.Result.Mse:G5}"));
+                    break;
+                case PhaseProgress p:
+                    Console.WriteLine(Describe(p));
                     break;
                 case CheckpointWritten c:
                     Console.WriteLine($"checkpoint step {c.Step} -> {c.Path}");

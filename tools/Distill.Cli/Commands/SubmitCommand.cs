@@ -200,6 +200,10 @@ public sealed class SubmitCommand : Command<SubmitSettings>
                             if (step % Math.Max(1, settings.Steps / 10) == 0)
                                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}/{progress.TotalSteps} loss {progress.Loss:E4} {stepsPerSecond:F2} steps/s"));
                             break;
+                        case PhaseEvent phase:
+                            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                                $"{(phase.Phase == RunPhase.LabelSolve ? "label solve" : $"evaluation at step {phase.Step}")}: {phase.Done}/{phase.Total} images ({phase.Elapsed.TotalSeconds:F0} s)"));
+                            break;
                         case EvaluationEvent evaluation:
                             accuracy = evaluation.TestAccuracy;
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {evaluation.Step} test_accuracy {accuracy:F4}"));
