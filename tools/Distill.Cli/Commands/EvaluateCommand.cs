@@ -33,7 +33,7 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
         using var supportLabels = tensor(labels.ToFloats(), labels.Shape, device: data.TrainImages.device).to_type(ScalarType.Float64);
         var result = KrrEvaluator.Evaluate(settings.KernelSpec(data).Create(), support, supportLabels,
             data.TestImages, data.TestLabels, data.TestTargets, settings.Regularization, settings.BlockRows,
-            PhaseProgress.Reporter(RunPhase.Evaluation, 0, e => Console.WriteLine(RunProgress.Describe((PhaseProgress)e))), cancellation);
+            PhaseProgress.Reporter(RunPhase.Evaluation, 0, RunProgress.PrintPhase), cancellation);
         AnsiConsole.MarkupLine($"test accuracy [bold]{result.Accuracy:P2}[/], MSE {result.Mse:G4} on {result.Count} images ({result.Method})");
         Console.WriteLine(FormattableString.Invariant($"result test_accuracy={result.Accuracy:F4} mse={result.Mse:G6} count={result.Count}"));
         return 0;

@@ -50,7 +50,13 @@ internal static class RunProgress
         return summary!;
     }
 
-    public static string Describe(PhaseProgress p) => string.Create(CultureInfo.InvariantCulture,
+    /// <summary>A phase's progress once it has run for a few seconds: most evaluations end sooner and need none.</summary>
+    public static void PrintPhase(RunEvent e)
+    {
+        if (e is PhaseProgress p && p.Elapsed >= TimeSpan.FromSeconds(3)) Console.WriteLine(Describe(p));
+    }
+
+    private static string Describe(PhaseProgress p) => string.Create(CultureInfo.InvariantCulture,
         $"{(p.Phase == RunPhase.LabelSolve ? "label solve" : "evaluation")}: {p.Done}/{p.Total} {(p.Phase == RunPhase.LabelSolve ? "train" : "test")} images ({p.Elapsed.TotalSeconds:F0} s)");
 
     private static Action<RunEvent> PlainReporter(KipOptions options)
@@ -71,7 +77,7 @@ internal static class RunProgress
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {ev.Step} test_accuracy {ev.Result.Accuracy:F4} mse {ev.Result.Mse:G5}"));
                     break;
                 case PhaseProgress p:
-                    Console.WriteLine(Describe(p));
+                    PrintPhase(p);
                     break;
                 case CheckpointWritten c:
                     Console.WriteLine($"checkpoint step {c.Step} -> {c.Path}");
