@@ -169,9 +169,7 @@ public sealed class RemoteKipBackend(
     {
         var services = Math.Max(1, pool.Endpoints.Count);
         var size = Math.Min(Math.Max(minimumRows, 10 * supportRows), Math.Max(1, (rows + services - 1) / services));
-        var chunks = new List<(int Start, int Count)>();
-        for (long start = 0; start < rows; start += size)
-            chunks.Add(((int)start, (int)Math.Min(size, rows - start)));
+        var chunks = KernelFailover.Shards(rows, (int)((rows + size - 1) / size));
         var results = new T[chunks.Count];
         var progressLock = new Lock();
         long done = 0;
