@@ -206,4 +206,41 @@ public class ComputationTests
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Equal("indices[1]", Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
     }
+
+    [Fact]
+    public async Task StreamEvaluateKrr_ReportsEachBlock_ThenWhatEvaluateKrrAnswers_AndNamesItsOwnFields()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var info = await UploadAsync(server.Client, Random(40, 8, 16), Random(30, 8, 17), classes: 3);
+        var evaluation = new EvaluateKrrRequest
+        {
+            Kernel = NtkMessage, Support = Random(6, 8, 18).ToMessage(), SupportLabels = Labels(6, 3).ToMessage(), Regularization = 1e-6,
+            Dataset = info.Name, Split = Split.Test,
+        };
+
+        using var call = server.Client.StreamEvaluateKrr(new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = 8 });
+        var updates = await call.ResponseStream.ReadAllAsync().ToListAsync();
+
+        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], updates.SkipLast(1).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
+        var result = updates[^1].Result;
+        var whole = await server.Client.EvaluateKrrAsync(evaluation);
+        Assert.Equal(whole.Accuracy, result.Accuracy);
+        Assert.Equal(whole.Mse, result.Mse, 12);
+        Assert.Equal(30, result.Count);
+
+        foreach (var (request, field) in new[]
+        {
+            (new StreamEvaluateKrrRequest { BlockRows = 8 }, "evaluation"),
+            (new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = -1 }, "block_rows"),
+        })
+        {
+            var error = await FailsAsync(async () =>
+            {
+                using var refused = server.Client.StreamEvaluateKrr(request);
+                await refused.ResponseStream.ReadAllAsync().ToListAsync();
+            });
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            Assert.Equal(field, Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
+        }
+    }
 }

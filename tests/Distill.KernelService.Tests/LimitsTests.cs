@@ -3,7 +3,9 @@ using System.Diagnostics.Metrics;
 using Distill.KernelService.Telemetry;
 using Distill.Adapters.Conversions;
 using Distill.Protos.Kernel.V1;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using static Distill.KernelService.Tests.Messages;
 
 namespace Distill.KernelService.Tests;
@@ -11,6 +13,8 @@ namespace Distill.KernelService.Tests;
 /// <summary>Configured limits answer RESOURCE_EXHAUSTED; deadlines and cancellation stop the work.</summary>
 public class LimitsTests
 {
+    private static readonly KernelSpec NtkMessage = new() { FullyConnected = new FullyConnectedSpec { Kind = KernelKind.Ntk } };
+
     [Fact]
     public async Task ComputeGram_MoreElementsThanAllowed_IsResourceExhausted()
     {
@@ -69,6 +73,78 @@ public class LimitsTests
         Assert.True(counter.Elements < 2000 * 100 / 2, $"server computed {counter.Elements} of {2000 * 100} entries after the cancel");
     }
 
+    /// <summary>
+    /// Four row blocks of 4096 test (or target) rows. When the first block is counted, the test
+    /// cancels the call and holds the server's compute thread until the server has seen the
+    /// cancel: a service that honours it stops before the second block, one that ignores it
+    /// computes all four.
+    /// </summary>
+    [Theory]
+    [InlineData(nameof(KernelService.Grpc.KernelGrpcService.EvaluateKrr))]
+    [InlineData(nameof(KernelService.Grpc.KernelGrpcService.LabelSolveShard))]
+    [InlineData(nameof(KernelService.Grpc.KernelGrpcService.StreamEvaluateKrr))]
+    public async Task RowBlockedCall_ClientCancelsAfterFirstBlock_ServerStopsBeforeTheSecond(string method)
+    {
+        var calls = new ServerCallTokens();
+        await using var server = await LoopbackKernelServer.StartAsync(services: services =>
+        {
+            services.AddSingleton(calls);
+            services.Configure<GrpcServiceOptions>(grpc => grpc.Interceptors.Add<ServerCallTokens>());
+        });
+        const int rows = 4 * 4096, supportRows = 20;
+        var info = await UploadAsync(server.Client, Random(rows, 4, 1), Random(rows, 4, 2), classes: 2, chunkRows: 4096);
+        var support = Random(supportRows, 4, 3).ToMessage();
+        using var cancel = new CancellationTokenSource();
+        using var counter = new ElementCounter(onElements: counted =>
+        {
+            if (counted != method) return;
+            cancel.Cancel();
+            Assert.True(calls.Of(method).WaitHandle.WaitOne(TimeSpan.FromSeconds(60)), "the server never saw the cancel");
+        });
+
+        var evaluation = new EvaluateKrrRequest
+        {
+            Kernel = NtkMessage, Support = support, SupportLabels = Labels(supportRows, 2).ToMessage(), Dataset = info.Name, Split = Split.Test,
+        };
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            switch (method)
+            {
+                case nameof(KernelService.Grpc.KernelGrpcService.EvaluateKrr):
+                    await server.Client.EvaluateKrrAsync(evaluation, cancellationToken: cancel.Token);
+                    break;
+                case nameof(KernelService.Grpc.KernelGrpcService.LabelSolveShard):
+                    await server.Client.LabelSolveShardAsync(new LabelSolveShardRequest
+                    {
+                        Kernel = NtkMessage, Support = support, Targets = Rows(info.Name, 0, rows).Rows,
+                    }, cancellationToken: cancel.Token);
+                    break;
+                default:
+                    using (var call = server.Client.StreamEvaluateKrr(new StreamEvaluateKrrRequest { Evaluation = evaluation }, cancellationToken: cancel.Token))
+                        await call.ResponseStream.ReadAllAsync().ToListAsync();
+                    break;
+            }
+        });
+
+        Assert.Equal(StatusCode.Cancelled, error.StatusCode);
+        Assert.Equal(nameof(StatusCode.Cancelled), await counter.CallEnded(method));
+        Assert.Equal(4096L * supportRows, counter.Elements);
+    }
+
+    /// <summary>Each call's server-side cancellation token, as its handler sees it.</summary>
+    private sealed class ServerCallTokens : Distill.ServiceDefaults.CallInterceptor
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, CancellationToken> _tokens = new();
+
+        public CancellationToken Of(string method) => _tokens[method];
+
+        protected override Task<T> Around<T>(ServerCallContext context, Func<Task<T>> call)
+        {
+            _tokens[context.Method[(context.Method.LastIndexOf('/') + 1)..]] = context.CancellationToken;
+            return call();
+        }
+    }
+
     [Fact]
     public async Task ComputeGram_PastDeadline_IsDeadlineExceeded()
     {
@@ -104,11 +180,14 @@ public class LimitsTests
     internal sealed class ElementCounter : IDisposable
     {
         private readonly MeterListener _listener = new();
+        private readonly Action<string>? _onElements;
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource<string>> _ended = new();
         private long _elements;
 
-        public ElementCounter()
+        /// <param name="onElements">Hears the method of each count, on the thread that computed it.</param>
+        public ElementCounter(Action<string>? onElements = null)
         {
+            _onElements = onElements;
             _listener.InstrumentPublished = (instrument, listener) =>
             {
                 if (instrument.Meter.Name == KernelServiceMetrics.MeterName && instrument.Name is "distill.kernel.elements" or "distill.kernel.requests")
@@ -116,16 +195,17 @@ public class LimitsTests
             };
             _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
             {
-                if (instrument.Name == "distill.kernel.elements")
-                {
-                    Interlocked.Add(ref _elements, value);
-                    return;
-                }
                 string? method = null, status = null;
                 foreach (var tag in tags)
                 {
                     if (tag.Key == "method") method = tag.Value as string;
                     if (tag.Key == "status") status = tag.Value as string;
+                }
+                if (instrument.Name == "distill.kernel.elements")
+                {
+                    Interlocked.Add(ref _elements, value);
+                    if (method is not null) _onElements?.Invoke(method);
+                    return;
                 }
                 if (method is not null) Ended(method).TrySetResult(status ?? "");
             });

@@ -30,11 +30,13 @@ public sealed class LoopbackKernelServer : IAsyncDisposable
     public Protos.Kernel.V1.KernelService.KernelServiceClient Client { get; }
 
     public static async Task<LoopbackKernelServer> StartAsync(IDictionary<string, string?>? settings = null,
-        string scheme = "http", Func<GrpcChannelOptions, GrpcChannelOptions>? channelOptions = null, TimeProvider? time = null)
+        string scheme = "http", Func<GrpcChannelOptions, GrpcChannelOptions>? channelOptions = null, TimeProvider? time = null,
+        Action<IServiceCollection>? services = null)
     {
         var app = KernelServiceHost.Build(["--urls", $"{scheme}://127.0.0.1:0"], builder =>
         {
             if (time is not null) builder.Services.AddSingleton(time);
+            services?.Invoke(builder.Services);
             builder.Configuration.AddInMemoryCollection(settings ?? new Dictionary<string, string?>());
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
         });

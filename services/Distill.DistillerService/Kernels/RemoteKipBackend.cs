@@ -124,16 +124,24 @@ public sealed class RemoteKipBackend(
         var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
         var rows = evaluationRows?.LongLength ?? testCount;
-        var responses = await OverChunksAsync(rows, supportImages.shape[0], EvaluationChunkRows, (endpoint, name, options, chunk) =>
+        var responses = await OverChunksAsync(rows, supportImages.shape[0], EvaluationChunkRows, async (endpoint, name, options, chunk, rowsDone) =>
         {
-            var request = new EvaluateKrrRequest
+            var evaluation = new EvaluateKrrRequest
             {
                 Kernel = _kernel, Support = support, SupportLabels = labels, Regularization = regularization, Dataset = name, Split = Split.Test,
             };
-            request.Indices.AddRange(evaluationRows is null
+            evaluation.Indices.AddRange(evaluationRows is null
                 ? Enumerable.Range(chunk.Start, chunk.Count).Select(i => (long)i)
                 : evaluationRows.Skip(chunk.Start).Take(chunk.Count));
-            return endpoint.Client.EvaluateKrrAsync(request, options).ResponseAsync;
+            // About ten progress messages per chunk: a chunk of an exact ConvNet evaluation can take many minutes.
+            var request = new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = Math.Clamp(chunk.Count / 10, 10, Core.Kernels.GramMatrix.DefaultBlockRows) };
+            using var call = endpoint.Client.StreamEvaluateKrr(request, options);
+            await foreach (var update in call.ResponseStream.ReadAllAsync(options.CancellationToken))
+            {
+                if (update.Result is { } result) return result;
+                if (update.Progress is { } done) rowsDone(done.RowsDone);
+            }
+            throw new RpcException(new Status(StatusCode.Internal, "StreamEvaluateKrr ended without a result"));
         }, progress, cancellation);
         // Each chunk's counts back from its accuracy and mean error, summed in chunk order.
         long count = responses.Sum(r => r.Count);
@@ -145,7 +153,7 @@ public sealed class RemoteKipBackend(
     public async Task<Tensor> SolveLabelsAsync(Tensor supportImages, Action<RowsDone>? progress, CancellationToken cancellation)
     {
         var support = Shaped(supportImages);
-        var responses = await OverChunksAsync(trainCount, supportImages.shape[0], LabelSolveChunkRows, (endpoint, name, options, chunk) =>
+        var responses = await OverChunksAsync(trainCount, supportImages.shape[0], LabelSolveChunkRows, (endpoint, name, options, chunk, _) =>
             endpoint.Client.LabelSolveShardAsync(new LabelSolveShardRequest
             {
                 Kernel = _kernel, Support = support,
@@ -160,41 +168,53 @@ public sealed class RemoteKipBackend(
 
     /// <summary>
     /// Rows of an evaluation or a Label Solve handed out in chunks, each to the next service
-    /// that finishes one, so that every service works and progress comes chunk by chunk; the
-    /// results are in chunk order. Each chunk recomputes the support's own Gram matrix, so it
-    /// holds at least ten rows per support image (a few per cent more work).
+    /// that finishes one, so that every service works and progress comes at least chunk by
+    /// chunk (a call may report its rows done within the chunk too); the results are in chunk
+    /// order. Each chunk recomputes the support's own Gram matrix, so it holds at least ten
+    /// rows per support image (a few per cent more work).
     /// </summary>
     private async Task<T[]> OverChunksAsync<T>(long rows, long supportRows, long minimumRows,
-        Func<KernelEndpoint, string, CallOptions, (int Start, int Count), Task<T>> call, Action<RowsDone>? progress, CancellationToken cancellation)
+        Func<KernelEndpoint, string, CallOptions, (int Start, int Count), Action<long>, Task<T>> call, Action<RowsDone>? progress,
+        CancellationToken cancellation)
     {
         var services = Math.Max(1, pool.Endpoints.Count);
         var size = Math.Min(Math.Max(minimumRows, 10 * supportRows), Math.Max(1, (rows + services - 1) / services));
         var chunks = KernelFailover.Shards(rows, (int)((rows + size - 1) / size));
         var results = new T[chunks.Count];
         var progressLock = new Lock();
+        var chunkDone = new long[chunks.Count];
         long done = 0;
         int next = -1;
+        // A chunk that moves to another service starts again: its progress waits until it passes its earlier mark.
+        void Advance(int chunk, long rowsDone)
+        {
+            lock (progressLock)
+            {
+                if (rowsDone <= chunkDone[chunk]) return;
+                done += rowsDone - chunkDone[chunk];
+                chunkDone[chunk] = rowsDone;
+                progress?.Invoke(new RowsDone(done, rows));
+            }
+        }
         // A failed chunk stops the others: the whole evaluation fails with its error.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         async Task Work(int preferred)
         {
             for (int i; (i = Interlocked.Increment(ref next)) < chunks.Count;)
             {
-                var chunk = chunks[i];
+                var (chunk, index) = (chunks[i], i);
                 try
                 {
-                    results[i] = await _failover.OnAnyAsync(preferred, (endpoint, name, options) => call(endpoint, name, options, chunk), failed.Token);
+                    results[i] = await _failover.OnAnyAsync(preferred,
+                        (endpoint, name, options) => call(endpoint, name, options, chunk, rowsDone => Advance(index, Math.Min(rowsDone, chunk.Count))),
+                        failed.Token);
                 }
                 catch
                 {
                     failed.Cancel();
                     throw;
                 }
-                lock (progressLock)
-                {
-                    done += chunk.Count;
-                    progress?.Invoke(new RowsDone(done, rows));
-                }
+                Advance(i, chunk.Count);
             }
         }
         // Workers the failure cancelled end cancelled, not faulted: the failure is what this throws.

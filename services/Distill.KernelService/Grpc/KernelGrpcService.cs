@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Threading.Channels;
 using Distill.Core.Distillation;
 using Distill.Core.Evaluation;
 using Distill.Core.Kernels;
@@ -273,7 +274,29 @@ public sealed partial class KernelGrpcService(
         }, context.CancellationToken);
     }
 
-    public override Task<EvaluateKrrResponse> EvaluateKrr(EvaluateKrrRequest request, ServerCallContext context)
+    /// <summary>Blocks of an evaluation at most, so that its progress messages are bounded too.</summary>
+    private const int MaxEvaluationBlocks = 1000;
+
+    public override Task<EvaluateKrrResponse> EvaluateKrr(EvaluateKrrRequest request, ServerCallContext context) =>
+        EvaluateAsync(nameof(EvaluateKrr), request, GramMatrix.DefaultBlockRows, progress: null, context);
+
+    public override async Task StreamEvaluateKrr(StreamEvaluateKrrRequest request, IServerStreamWriter<StreamEvaluateKrrResponse> responseStream,
+        ServerCallContext context)
+    {
+        if (request.Evaluation is null) throw new InvalidFieldException("evaluation", "required");
+        if (request.BlockRows < 0) throw new InvalidFieldException("block_rows", $"must not be negative (got {request.BlockRows})");
+        var blockRows = request.BlockRows == 0 ? GramMatrix.DefaultBlockRows : (int)Math.Min(request.BlockRows, GramMatrix.DefaultBlockRows);
+        // One message per block, and there are at most MaxEvaluationBlocks of them.
+        var updates = Channel.CreateUnbounded<EvaluationProgress>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var evaluation = EvaluateAsync(nameof(StreamEvaluateKrr), request.Evaluation, blockRows,
+            rows => updates.Writer.TryWrite(new EvaluationProgress { RowsDone = rows.Done, TotalRows = rows.Total }), context);
+        _ = evaluation.ContinueWith(_ => updates.Writer.Complete(), TaskScheduler.Default);
+        await foreach (var progress in updates.Reader.ReadAllAsync(context.CancellationToken))
+            await responseStream.WriteAsync(new StreamEvaluateKrrResponse { Progress = progress }, context.CancellationToken);
+        await responseStream.WriteAsync(new StreamEvaluateKrrResponse { Result = await evaluation }, context.CancellationToken);
+    }
+
+    private Task<EvaluateKrrResponse> EvaluateAsync(string method, EvaluateKrrRequest request, int blockRows, Action<RowsDone>? progress, ServerCallContext context)
     {
         return compute.RunAsync(() =>
         {
@@ -294,10 +317,10 @@ public sealed partial class KernelGrpcService(
             var support = reader.Support(request.Support, dataset).Rows;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             reader.CheckElements(classes.Length * support.shape[0], "split x support");
+            blockRows = Math.Max(blockRows, (int)((classes.Length + MaxEvaluationBlocks - 1) / MaxEvaluationBlocks));
             // A cancelled call stops at the next row block instead of computing to the end.
             var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, features, classes, targets, regularization,
-                cancellation: context.CancellationToken);
-            metrics.Computed(nameof(EvaluateKrr), classes.Length * support.shape[0]);
+                blockRows, CountBlocks(method, support.shape[0]) + progress, context.CancellationToken);
             return new EvaluateKrrResponse
             {
                 Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToMessage(),
@@ -365,13 +388,29 @@ public sealed partial class KernelGrpcService(
             var support = reader.Support(request.Support, targets.Dataset).Rows;
             reader.CheckElements(targets.Count * support.shape[0], "targets x support");
             var (normal, projected) = LabelSolver.Accumulate(kernel.Kernel, support, targets.Split.Features.index_select(0, targets.Index),
-                targets.Split.Targets.index_select(0, targets.Index), cancellation: context.CancellationToken);
-            metrics.Computed(nameof(LabelSolveShard), (targets.Count + support.shape[0]) * support.shape[0]);
+                targets.Split.Targets.index_select(0, targets.Index), progress: CountBlocks(nameof(LabelSolveShard), support.shape[0]),
+                cancellation: context.CancellationToken);
+            var supportGram = kernel.Kernel.ComputeSymmetric(support);
+            metrics.Computed(nameof(LabelSolveShard), support.shape[0] * support.shape[0]);
             return new LabelSolveShardResponse
             {
-                Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = kernel.Kernel.ComputeSymmetric(support).ToMessage(),
+                Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = supportGram.ToMessage(),
             };
         }, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// Counts a row-blocked computation's kernel entries block by block, so that the metrics of
+    /// a call cancelled half-way show the half it computed.
+    /// </summary>
+    private Action<RowsDone> CountBlocks(string method, long supportRows)
+    {
+        long counted = 0;
+        return rows =>
+        {
+            metrics.Computed(method, (rows.Done - counted) * supportRows);
+            counted = rows.Done;
+        };
     }
 
     /// <summary>A lease's time to live: unset means none; otherwise between a second and a week.</summary>

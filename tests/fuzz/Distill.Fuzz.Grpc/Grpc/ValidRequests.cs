@@ -93,6 +93,8 @@ public sealed class ValidRequests
             { Kernel = Kernel(), Support = Inline(3), SupportLabels = Tensor([3, Classes]), Regularization = 1e-6, Query = Rows(4) }],
         "distill.kernel.v1.KernelService.EvaluateKrr" => [new EvaluateKrrRequest
             { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), SupportLabels = Tensor([3, Classes]), Dataset = Dataset, Split = Split.Test }],
+        "distill.kernel.v1.KernelService.StreamEvaluateKrr" => [new StreamEvaluateKrrRequest
+            { Evaluation = (EvaluateKrrRequest)For("distill.kernel.v1.KernelService.EvaluateKrr")[0], BlockRows = 2 }],
         "distill.kernel.v1.KernelService.KipShardStep" => [new KipShardStepRequest
             { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), SupportLabels = Tensor([3, Classes]), Targets = Rows(6).Rows, TotalTargets = 6, WantLabelGradient = true }],
         "distill.kernel.v1.KernelService.LabelSolveShard" => [new LabelSolveShardRequest { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), Targets = Rows(6).Rows }],
