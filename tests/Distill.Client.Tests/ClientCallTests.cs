@@ -177,6 +177,11 @@ public class ClientCallTests
                 Sequence = 9, Time = Now,
                 Phase = new PhaseProgress { Phase = Protos.Distiller.V1.RunPhase.LabelSolve, Step = 0, Done = 2000, Total = 50000, Elapsed = Duration.FromTimeSpan(TimeSpan.FromSeconds(12)) },
             },
+            new RunEvent
+            {
+                Sequence = 10, Time = Now,
+                Phase = new PhaseProgress { Phase = Protos.Distiller.V1.RunPhase.FeaturePoolSetup, Done = 32, Total = 128, Elapsed = Duration.FromTimeSpan(TimeSpan.FromSeconds(90)) },
+            },
             new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "run cancelled")),
         ];
         var invoker = new FakeInvoker((_, _) => stream);
@@ -199,6 +204,7 @@ public class ClientCallTests
             new CheckpointEvent(7, t, 1, "runs/run-abc/snapshots/1"),
             new UnrecognizedEvent(8, t),
             new PhaseEvent(9, t, RunPhase.LabelSolve, 0, 2000, 50000, TimeSpan.FromSeconds(12)),
+            new PhaseEvent(10, t, RunPhase.FeaturePoolSetup, 0, 32, 128, TimeSpan.FromSeconds(90)),
         ], events);
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
     }

@@ -277,6 +277,20 @@ public sealed class RunDetailPageTests : DashboardTestBase
     }
 
     [Fact]
+    public void A_feature_pool_set_up_shows_its_networks_until_the_first_step()
+    {
+        Fake.Runs.Add(FakeDashboardService.Run("run-a"));
+        var page = Render<RunDetail>(p => p.Add(x => x.Id, "run-a"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=run-step]")));
+        var t = DateTimeOffset.UnixEpoch;
+        page.InvokeAsync(() => Fake.Push(new PhaseEvent(1, t, RunPhase.FeaturePoolSetup, 0, 32, 128, TimeSpan.FromSeconds(90))));
+        page.WaitForAssertion(() => Assert.Equal("Feature pool set-up: 32 of 128 networks, 1m 30s",
+            page.Find("[data-testid=run-phase]").TextContent));
+        page.InvokeAsync(() => Fake.Push(new StepEvent(2, t, 1, 100, 0.5, 1)));
+        page.WaitForAssertion(() => Assert.Empty(page.FindAll("[data-testid=run-phase]")));
+    }
+
+    [Fact]
     public async Task Smoothing_and_time_axis_redraw_the_curves()
     {
         Fake.Runs.Add(FakeDashboardService.Run("run-a"));

@@ -8,6 +8,7 @@ using Distill.Protos.Distiller.V1;
 using Distill.Protos.Kernel.V1;
 using Google.Rpc;
 using Grpc.Core;
+using RunPhase = Distill.Protos.Distiller.V1.RunPhase;
 
 namespace Distill.DistillerService.Tests;
 
@@ -57,6 +58,10 @@ public class FeaturePoolRunTests
         await cluster.Client.CancelRunAsync(new CancelRunRequest { Name = run.Name });
         var cancelled = await cluster.WatchToEndAsync(run.Name);
         Assert.Equal(RunState.Cancelled, cancelled[^1].State.State);
+        // The set-up reported each network as a service stored its features (three on each), before the first step.
+        var setup = cancelled.Where(e => e.Phase is { Phase: RunPhase.FeaturePoolSetup }).ToList();
+        Assert.Equal(Enumerable.Range(1, 6).Select(n => (0L, (long)n, 6L)), setup.Select(e => (e.Phase.Step, e.Phase.Done, e.Phase.Total)));
+        Assert.True(cancelled.IndexOf(setup[^1]) < cancelled.FindIndex(e => e.Progress is not null));
         var stoppedAt = cancelled.Where(e => e.Progress is not null).Max(e => e.Progress.Step);
         Assert.True(stoppedAt < 40, "the run must still have steps to go when cancelled");
         await cluster.Client.ResumeRunAsync(new ResumeRunRequest { Name = run.Name });

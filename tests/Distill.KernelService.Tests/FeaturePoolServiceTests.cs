@@ -154,6 +154,31 @@ public class FeaturePoolServiceTests
     }
 
     [Fact]
+    public async Task StreamRegisterFeaturePool_ReportsEachNetwork_ThenThePool_AndAHeldPoolAtOnce()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var dataset = await UploadAsync(server.Client, randn(8, 192, dtype: ScalarType.Float64), randn(2, 192, dtype: ScalarType.Float64), Classes, imageShape: ImageShape);
+        var range = Register(dataset.Name, 0, 8);
+        range.NetworkRange = new IndexRange { Start = 1, Count = 3 };
+
+        async Task<List<StreamRegisterFeaturePoolResponse>> Stream(RegisterFeaturePoolRequest? registration)
+        {
+            using var call = server.Client.StreamRegisterFeaturePool(new StreamRegisterFeaturePoolRequest { Registration = registration });
+            return await call.ResponseStream.ReadAllAsync().ToListAsync();
+        }
+        var computed = await Stream(range);
+        var held = await Stream(range);
+
+        Assert.Equal([(1, 3), (2, 3), (3, 3)], computed.SkipLast(1).Select(u => (u.Progress.NetworksDone, u.Progress.TotalNetworks)));
+        var pool = computed[^1].Pool;
+        Assert.Equal((3, 1, 8L), (pool.Networks, pool.FirstNetwork, pool.TargetCount));
+        Assert.Equal(pool.Name, Assert.Single(held).Pool.Name);
+        Assert.Equal(pool.Name, (await server.Client.RegisterFeaturePoolAsync(range)).Name);
+        var missing = await FailsAsync(() => Stream(null));
+        Assert.Equal("registration", Assert.Single(missing.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
+    }
+
+    [Fact]
     public async Task BadRequests_AreRefusedNamingTheFieldOrTheLimit()
     {
         await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["KernelService:MaxFeaturePoolBytes"] = "2000" });

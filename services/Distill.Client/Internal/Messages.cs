@@ -258,6 +258,7 @@ internal static class Messages
     {
         Proto.RunPhase.Evaluation => RunPhase.Evaluation,
         Proto.RunPhase.LabelSolve => RunPhase.LabelSolve,
+        Proto.RunPhase.FeaturePoolSetup => RunPhase.FeaturePoolSetup,
         _ => RunPhase.Unspecified,
     };
 

@@ -24,11 +24,14 @@ public enum RunPhase
     Evaluation,
     /// <summary>A Label Solve's sums over the train split.</summary>
     LabelSolve,
+    /// <summary>A feature-pool run's set-up: the targets' features under each network of the pool.</summary>
+    FeaturePoolSetup,
 }
 
 /// <summary>
-/// A phase under way with the support set of <paramref name="Step"/>: <paramref name="Done"/> of
-/// <paramref name="Total"/> rows (test images for an evaluation, train images for a Label Solve).
+/// A phase under way with the support set of <paramref name="Step"/> (0 for a set-up): <paramref name="Done"/>
+/// of <paramref name="Total"/> (test images for an evaluation, train images for a Label Solve, networks
+/// for a set-up).
 /// </summary>
 public sealed record PhaseEvent(long Sequence, DateTimeOffset Time, RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed)
     : RunEventRecord(Sequence, Time);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Distill.Core.Data;
 using Distill.Core.Distillation;
 using Distill.Core.Errors;
+using Distill.Core.Evaluation;
 using Distill.Core.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,7 +43,7 @@ public sealed class FeaturePoolDistiller : IDisposable
     {
         try
         {
-            PrepareAsync(log, CancellationToken.None).GetAwaiter().GetResult();
+            PrepareAsync(log, networksDone: null, CancellationToken.None).GetAwaiter().GetResult();
         }
         catch
         {
@@ -53,12 +54,12 @@ public sealed class FeaturePoolDistiller : IDisposable
 
     /// <summary>A distiller over any backend, which it owns; <see cref="PrepareAsync"/> must finish before the first step.</summary>
     public static async Task<FeaturePoolDistiller> CreateAsync(PreparedDataset data, FeaturePoolOptions options, IFeaturePoolBackend backend,
-        Action<string>? log, CancellationToken cancellation)
+        Action<string>? log, Action<RowsDone>? networksDone, CancellationToken cancellation)
     {
         var distiller = new FeaturePoolDistiller(data, options, backend, log);
         try
         {
-            await distiller.PrepareAsync(log, cancellation);
+            await distiller.PrepareAsync(log, networksDone, cancellation);
             return distiller;
         }
         catch
@@ -68,9 +69,9 @@ public sealed class FeaturePoolDistiller : IDisposable
         }
     }
 
-    private async Task PrepareAsync(Action<string>? log, CancellationToken cancellation)
+    private async Task PrepareAsync(Action<string>? log, Action<RowsDone>? networksDone, CancellationToken cancellation)
     {
-        await _backend.PrepareAsync(_subset, log, cancellation);
+        await _backend.PrepareAsync(_subset, log, networksDone, cancellation);
         SetupSeconds = _setup.Elapsed.TotalSeconds;
         BufferBytes = _backend.BufferBytes + (_validation?.Bytes ?? 0);
     }

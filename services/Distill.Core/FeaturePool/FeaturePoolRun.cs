@@ -103,7 +103,8 @@ public static class FeaturePoolRun
         var exact = options.Kernel.Create();
         using var distiller = settings.Backend is null
             ? new FeaturePoolDistiller(data, options, log)
-            : await FeaturePoolDistiller.CreateAsync(data, options, settings.Backend, log, cancellation);
+            : await FeaturePoolDistiller.CreateAsync(data, options, settings.Backend, log,
+                PhaseProgress.Reporter(RunPhase.FeaturePoolSetup, step: 0, report), cancellation);
         log(string.Create(CultureInfo.InvariantCulture,
             $"set-up {distiller.SetupSeconds:F1} s; feature buffer {distiller.BufferBytes / 1048576.0:F1} MiB; {distiller.TargetCount} targets, {distiller.ValidationCount} validation images"));
 

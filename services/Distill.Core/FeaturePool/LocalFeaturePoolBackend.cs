@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Distill.Core.Data;
+using Distill.Core.Evaluation;
 using static TorchSharp.torch;
 
 namespace Distill.Core.FeaturePool;
@@ -18,7 +19,7 @@ public sealed class LocalFeaturePoolBackend(PreparedDataset data, FeaturePoolOpt
 
     public long BufferBytes => Shard?.Bytes ?? 0;
 
-    public Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, CancellationToken cancellation)
+    public Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, Action<RowsDone>? networksDone, CancellationToken cancellation)
     {
         _rows = targetRows.ToArray();
         if (options.FreshNetworks) return Task.CompletedTask;
@@ -29,7 +30,7 @@ public sealed class LocalFeaturePoolBackend(PreparedDataset data, FeaturePoolOpt
         var watch = Stopwatch.StartNew();
         Shard = FeaturePoolShard.Compute(pool, data.TrainImages.index_select(0, index), data.TrainTargets.index_select(0, index),
             options.FeatureType, options.MaxBufferBytes,
-            ProgressLog("target", watch, log));
+            ProgressLog("target", watch, log) + (networksDone is null ? null : (done, total) => networksDone(new RowsDone(done, total))));
         return Task.CompletedTask;
     }
 

@@ -1,3 +1,4 @@
+using Distill.Core.Evaluation;
 using static TorchSharp.torch;
 
 namespace Distill.Core.FeaturePool;
@@ -55,9 +56,10 @@ public interface IFeaturePoolBackend : IDisposable
 {
     /// <summary>
     /// Computes (or registers) the features of the target subset, given as train-split rows; a
-    /// request's <see cref="PoolStepRequest.Rows"/> are positions in this list. <paramref name="log"/> hears progress.
+    /// request's <see cref="PoolStepRequest.Rows"/> are positions in this list. <paramref name="log"/> hears progress,
+    /// and <paramref name="networksDone"/> the pool's networks whose features are stored, of all of them.
     /// </summary>
-    Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, CancellationToken cancellation);
+    Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, Action<RowsDone>? networksDone, CancellationToken cancellation);
 
     /// <summary>The step's result for the request's rows (summed over parts when the backend splits them).</summary>
     Task<PoolStepResult> StepAsync(PoolStepRequest request, CancellationToken cancellation);

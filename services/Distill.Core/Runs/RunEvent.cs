@@ -12,10 +12,16 @@ public sealed record StepCompleted(long Step, long TotalSteps, double Loss, doub
 
 public sealed record EvaluationCompleted(long Step, EvaluationResult Result) : RunEvent;
 
-/// <summary>The phases that take no steps and can take long: an evaluation on the test split, a Label Solve over the train split.</summary>
-public enum RunPhase { Evaluation, LabelSolve }
+/// <summary>
+/// The phases that take no steps and can take long: an evaluation on the test split, a Label
+/// Solve over the train split, and a feature-pool run's set-up on kernel services.
+/// </summary>
+public enum RunPhase { Evaluation, LabelSolve, FeaturePoolSetup }
 
-/// <summary>A phase of <see cref="RunPhase"/> under way for the support of <paramref name="Step"/>: rows done of the total.</summary>
+/// <summary>
+/// A phase of <see cref="RunPhase"/> under way for the support of <paramref name="Step"/> (0 for a
+/// set-up): rows done of the total (networks for a set-up).
+/// </summary>
 public sealed record PhaseProgress(RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed) : RunEvent
 {
     /// <summary>Rows done as events for <paramref name="report"/>: one per twentieth of the rows at most, and the last.</summary>

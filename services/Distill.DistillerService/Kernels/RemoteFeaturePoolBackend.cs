@@ -4,6 +4,7 @@ using Distill.Adapters.Clients;
 using Distill.Adapters.Conversions;
 using Distill.Core.Data;
 using Distill.Core.Errors;
+using Distill.Core.Evaluation;
 using Distill.Core.FeaturePool;
 using Distill.DistillerService.Configuration;
 using Distill.Protos.Kernel.V1;
@@ -51,7 +52,7 @@ public sealed class RemoteFeaturePoolBackend(
 
     public long BufferBytes => _shardBytes.Sum();
 
-    public async Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, CancellationToken cancellation)
+    public async Task PrepareAsync(IReadOnlyList<long> targetRows, Action<string>? log, Action<RowsDone>? networksDone, CancellationToken cancellation)
     {
         if (options.FreshNetworks)
             throw new InvalidFieldException("feature_pool", "fresh networks every step are computed in one process; kernel services hold a fixed pool");
@@ -60,9 +61,10 @@ public sealed class RemoteFeaturePoolBackend(
         _shardBytes = new long[_shards.Count];
         log?.Invoke($"feature pool: {options.PoolSize} networks of width {options.Width} over {_rows.Length} targets, in {_shards.Count} ranges of networks on kernel services");
         var watch = Stopwatch.StartNew();
+        var done = new PartProgress(_shards.Count, options.PoolSize, networksDone);
         await Task.WhenAll(_shards.Select((range, shard) => _failover.OnAnyAsync(shard, async (endpoint, name, callOptions) =>
         {
-            var held = await PoolOnAsync(endpoint, name, shard, callOptions);
+            var held = await PoolOnAsync(endpoint, name, shard, callOptions, networks => done.Advance(shard, networks));
             log?.Invoke($"networks {range.Start}..{range.Start + range.Count - 1} on {endpoint.Address} ({held.Bytes / 1048576.0:F1} MiB, {watch.Elapsed.TotalSeconds:F0} s)");
             return held;
         }, cancellation)));
@@ -155,8 +157,12 @@ public sealed class RemoteFeaturePoolBackend(
         return result.Response;
     }, cancellation);
 
-    /// <summary>The range's pool on this service: the one registered before, or registered now (which can take minutes).</summary>
-    private async Task<FeaturePool> PoolOnAsync(KernelEndpoint endpoint, string datasetName, int shard, CallOptions callOptions)
+    /// <summary>
+    /// The range's pool on this service: the one registered before, or registered now (which can
+    /// take minutes; <paramref name="networksDone"/> hears the range's networks as they are stored).
+    /// </summary>
+    private async Task<FeaturePool> PoolOnAsync(KernelEndpoint endpoint, string datasetName, int shard, CallOptions callOptions,
+        Action<int>? networksDone = null)
     {
         if (_pools.TryGetValue((endpoint.Address, shard), out var known)) return known.Pool;
         var (start, count) = _shards[shard];
@@ -168,8 +174,15 @@ public sealed class RemoteFeaturePoolBackend(
             FeatureType = options.FeatureType == ScalarType.Float64 ? DataType.Float64 : DataType.Float32,
             LeaseTtl = Duration.FromTimeSpan(TimeSpan.FromSeconds(settings.DatasetLeaseSeconds)),
         };
-        var registered = await endpoint.Client.RegisterFeaturePoolAsync(request,
-            callOptions.WithDeadline(DateTime.UtcNow.AddSeconds(settings.FeaturePoolTimeoutSeconds))).ResponseAsync;
+        using var call = endpoint.Client.StreamRegisterFeaturePool(new StreamRegisterFeaturePoolRequest { Registration = request },
+            callOptions.WithDeadline(DateTime.UtcNow.AddSeconds(settings.FeaturePoolTimeoutSeconds)));
+        FeaturePool? registered = null;
+        await foreach (var update in call.ResponseStream.ReadAllAsync(callOptions.CancellationToken))
+        {
+            if (update.Pool is { } answer) registered = answer;
+            else if (update.Progress is { } progress) networksDone?.Invoke(progress.NetworksDone);
+        }
+        if (registered is null) throw new RpcException(new Status(StatusCode.Internal, "StreamRegisterFeaturePool ended without a pool"));
         logger.LogInformation("Registered networks {Start}..{End} of run {Run}'s feature pool on {Address} as {Name} ({Seconds:F1} s)",
             start, start + count - 1, runName, endpoint.Address, registered.Name, registered.ComputeTime?.ToTimeSpan().TotalSeconds ?? 0);
         _pools[(endpoint.Address, shard)] = (endpoint, registered);

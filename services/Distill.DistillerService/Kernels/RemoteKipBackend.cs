@@ -181,21 +181,8 @@ public sealed class RemoteKipBackend(
         var size = Math.Min(Math.Max(minimumRows, 10 * supportRows), Math.Max(1, (rows + services - 1) / services));
         var chunks = KernelFailover.Shards(rows, (int)((rows + size - 1) / size));
         var results = new T[chunks.Count];
-        var progressLock = new Lock();
-        var chunkDone = new long[chunks.Count];
-        long done = 0;
+        var done = new PartProgress(chunks.Count, rows, progress);
         int next = -1;
-        // A chunk that moves to another service starts again: its progress waits until it passes its earlier mark.
-        void Advance(int chunk, long rowsDone)
-        {
-            lock (progressLock)
-            {
-                if (rowsDone <= chunkDone[chunk]) return;
-                done += rowsDone - chunkDone[chunk];
-                chunkDone[chunk] = rowsDone;
-                progress?.Invoke(new RowsDone(done, rows));
-            }
-        }
         // A failed chunk stops the others: the whole evaluation fails with its error.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         async Task Work(int preferred)
@@ -206,7 +193,7 @@ public sealed class RemoteKipBackend(
                 try
                 {
                     results[i] = await _failover.OnAnyAsync(preferred,
-                        (endpoint, name, options) => call(endpoint, name, options, chunk, rowsDone => Advance(index, Math.Min(rowsDone, chunk.Count))),
+                        (endpoint, name, options) => call(endpoint, name, options, chunk, rowsDone => done.Advance(index, Math.Min(rowsDone, chunk.Count))),
                         failed.Token);
                 }
                 catch
@@ -214,7 +201,7 @@ public sealed class RemoteKipBackend(
                     failed.Cancel();
                     throw;
                 }
-                Advance(i, chunk.Count);
+                done.Advance(i, chunk.Count);
             }
         }
         // Workers the failure cancelled end cancelled, not faulted: the failure is what this throws.

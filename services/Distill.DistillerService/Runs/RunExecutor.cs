@@ -109,7 +109,12 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
                 {
                     Phase = new PhaseProgress
                     {
-                        Phase = phase.Phase == CoreRunPhase.LabelSolve ? RunPhase.LabelSolve : RunPhase.Evaluation,
+                        Phase = phase.Phase switch
+                        {
+                            CoreRunPhase.LabelSolve => RunPhase.LabelSolve,
+                            CoreRunPhase.FeaturePoolSetup => RunPhase.FeaturePoolSetup,
+                            _ => RunPhase.Evaluation,
+                        },
                         Step = phase.Step, Done = phase.Done, Total = phase.Total, Elapsed = Duration.FromTimeSpan(phase.Elapsed),
                     },
                 }, persist: false);

@@ -17,7 +17,7 @@ public sealed class ComputeGateInterceptor : CallInterceptor
 {
     private static readonly HashSet<string> ComputeMethods =
         ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "StreamEvaluateKrr", "KipShardStep", "LabelSolveShard", "UploadDataset", "RegisterDataset",
-         "RegisterFeaturePool", "FeaturePoolStep", "FeaturePoolProducts", "FeaturePoolProductsGradient"];
+         "RegisterFeaturePool", "StreamRegisterFeaturePool", "FeaturePoolStep", "FeaturePoolProducts", "FeaturePoolProductsGradient"];
 
     /// <summary>What a refused caller is told to wait: about one small compute call.</summary>
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(200);

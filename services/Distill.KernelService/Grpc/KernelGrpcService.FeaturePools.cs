@@ -17,7 +17,19 @@ namespace Distill.KernelService.Grpc;
 /// <summary>Feature-pool KIP: pools of target features held here, and steps over their rows.</summary>
 public sealed partial class KernelGrpcService
 {
-    public override Task<FeaturePool> RegisterFeaturePool(RegisterFeaturePoolRequest request, ServerCallContext context)
+    public override Task<FeaturePool> RegisterFeaturePool(RegisterFeaturePoolRequest request, ServerCallContext context) =>
+        RegisterAsync(request, progress: null, context);
+
+    public override Task StreamRegisterFeaturePool(StreamRegisterFeaturePoolRequest request,
+        IServerStreamWriter<StreamRegisterFeaturePoolResponse> responseStream, ServerCallContext context)
+    {
+        if (request.Registration is null) throw new InvalidFieldException("registration", "required");
+        return StreamWithProgressAsync<FeaturePoolProgress, FeaturePool, StreamRegisterFeaturePoolResponse>(
+            progress => RegisterAsync(request.Registration, progress, context),
+            progress => new() { Progress = progress }, pool => new() { Pool = pool }, responseStream, context);
+    }
+
+    private Task<FeaturePool> RegisterAsync(RegisterFeaturePoolRequest request, Action<FeaturePoolProgress>? progress, ServerCallContext context)
     {
         return compute.RunAsync(() =>
         {
@@ -56,7 +68,11 @@ public sealed partial class KernelGrpcService
                 using var scope = NewDisposeScope();
                 var shard = FeaturePoolShard.Compute(source, targets.Split.Features.index_select(0, targets.Index),
                     targets.Split.Targets.index_select(0, targets.Index),
-                    type, long.MaxValue, (_, _) => cancellation.ThrowIfCancellationRequested(), first: (int)first, count: (int)count);
+                    type, long.MaxValue, (done, total) =>
+                    {
+                        progress?.Invoke(new FeaturePoolProgress { NetworksDone = done, TotalNetworks = total });
+                        cancellation.ThrowIfCancellationRequested();
+                    }, first: (int)first, count: (int)count);
                 return new HeldFeaturePool(id, dataset.Name, dataset.ClassCount, dataset.ImageShape, shard) { LeaseTtl = ttl };
             });
             if (computed) metrics.Computed(nameof(RegisterFeaturePool), count * targets.Count);

@@ -280,20 +280,33 @@ public sealed partial class KernelGrpcService(
     public override Task<EvaluateKrrResponse> EvaluateKrr(EvaluateKrrRequest request, ServerCallContext context) =>
         EvaluateAsync(nameof(EvaluateKrr), request, GramMatrix.DefaultBlockRows, progress: null, context);
 
-    public override async Task StreamEvaluateKrr(StreamEvaluateKrrRequest request, IServerStreamWriter<StreamEvaluateKrrResponse> responseStream,
+    public override Task StreamEvaluateKrr(StreamEvaluateKrrRequest request, IServerStreamWriter<StreamEvaluateKrrResponse> responseStream,
         ServerCallContext context)
     {
         if (request.Evaluation is null) throw new InvalidFieldException("evaluation", "required");
         if (request.BlockRows < 0) throw new InvalidFieldException("block_rows", $"must not be negative (got {request.BlockRows})");
         var blockRows = request.BlockRows == 0 ? GramMatrix.DefaultBlockRows : (int)Math.Min(request.BlockRows, GramMatrix.DefaultBlockRows);
-        // One message per block, and there are at most MaxEvaluationBlocks of them.
-        var updates = Channel.CreateUnbounded<EvaluationProgress>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var evaluation = EvaluateAsync(nameof(StreamEvaluateKrr), request.Evaluation, blockRows,
-            rows => updates.Writer.TryWrite(new EvaluationProgress { RowsDone = rows.Done, TotalRows = rows.Total }), context);
-        _ = evaluation.ContinueWith(_ => updates.Writer.Complete(), TaskScheduler.Default);
+        return StreamWithProgressAsync<RowsDone, EvaluateKrrResponse, StreamEvaluateKrrResponse>(
+            progress => EvaluateAsync(nameof(StreamEvaluateKrr), request.Evaluation, blockRows, progress, context),
+            rows => new() { Progress = new EvaluationProgress { RowsDone = rows.Done, TotalRows = rows.Total } },
+            result => new() { Result = result }, responseStream, context);
+    }
+
+    /// <summary>
+    /// A computation's progress streamed as it comes, then its result. The computation runs on
+    /// a compute thread and only queues its progress: a slow reader never holds it up. Each
+    /// computation bounds its own progress messages (one per block or network).
+    /// </summary>
+    private static async Task StreamWithProgressAsync<TProgress, TResult, TResponse>(Func<Action<TProgress>, Task<TResult>> work,
+        Func<TProgress, TResponse> progressMessage, Func<TResult, TResponse> resultMessage, IServerStreamWriter<TResponse> responseStream,
+        ServerCallContext context)
+    {
+        var updates = Channel.CreateUnbounded<TProgress>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var computing = work(progress => updates.Writer.TryWrite(progress));
+        _ = computing.ContinueWith(_ => updates.Writer.Complete(), TaskScheduler.Default);
         await foreach (var progress in updates.Reader.ReadAllAsync(context.CancellationToken))
-            await responseStream.WriteAsync(new StreamEvaluateKrrResponse { Progress = progress }, context.CancellationToken);
-        await responseStream.WriteAsync(new StreamEvaluateKrrResponse { Result = await evaluation }, context.CancellationToken);
+            await responseStream.WriteAsync(progressMessage(progress), context.CancellationToken);
+        await responseStream.WriteAsync(resultMessage(await computing), context.CancellationToken);
     }
 
     private Task<EvaluateKrrResponse> EvaluateAsync(string method, EvaluateKrrRequest request, int blockRows, Action<RowsDone>? progress, ServerCallContext context)

@@ -56,8 +56,16 @@ internal static class RunProgress
         if (e is PhaseProgress p && p.Elapsed >= TimeSpan.FromSeconds(3)) Console.WriteLine(Describe(p));
     }
 
-    private static string Describe(PhaseProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"{(p.Phase == RunPhase.LabelSolve ? "label solve" : "evaluation")}: {p.Done}/{p.Total} {(p.Phase == RunPhase.LabelSolve ? "train" : "test")} images ({p.Elapsed.TotalSeconds:F0} s)");
+    private static string Describe(PhaseProgress p)
+    {
+        var (what, unit) = p.Phase switch
+        {
+            RunPhase.LabelSolve => ("label solve", "train images"),
+            RunPhase.FeaturePoolSetup => ("feature pool set-up", "networks"),
+            _ => ("evaluation", "test images"),
+        };
+        return string.Create(CultureInfo.InvariantCulture, $"{what}: {p.Done}/{p.Total} {unit} ({p.Elapsed.TotalSeconds:F0} s)");
+    }
 
     private static Action<RunEvent> PlainReporter(KipOptions options)
     {

@@ -201,8 +201,14 @@ public sealed class SubmitCommand : Command<SubmitSettings>
                                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}/{progress.TotalSteps} loss {progress.Loss:E4} {stepsPerSecond:F2} steps/s"));
                             break;
                         case PhaseEvent phase:
+                            var (what, unit) = phase.Phase switch
+                            {
+                                RunPhase.LabelSolve => ("label solve", "train images"),
+                                RunPhase.FeaturePoolSetup => ("feature pool set-up", "networks"),
+                                _ => ($"evaluation at step {phase.Step}", "test images"),
+                            };
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                                $"{(phase.Phase == RunPhase.LabelSolve ? "label solve" : $"evaluation at step {phase.Step}")}: {phase.Done}/{phase.Total} images ({phase.Elapsed.TotalSeconds:F0} s)"));
+                                $"{what}: {phase.Done}/{phase.Total} {unit} ({phase.Elapsed.TotalSeconds:F0} s)"));
                             break;
                         case EvaluationEvent evaluation:
                             accuracy = evaluation.TestAccuracy;

@@ -100,6 +100,8 @@ public sealed class ValidRequests
         "distill.kernel.v1.KernelService.LabelSolveShard" => [new LabelSolveShardRequest { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), Targets = Rows(6).Rows }],
         "distill.kernel.v1.KernelService.RegisterFeaturePool" => [new RegisterFeaturePoolRequest
             { Networks = PoolNetworks(), Targets = Rows(6).Rows, FeatureType = DataType.Float32, LeaseTtl = Duration.FromTimeSpan(TimeSpan.FromMinutes(5)) }],
+        "distill.kernel.v1.KernelService.StreamRegisterFeaturePool" => [new StreamRegisterFeaturePoolRequest
+            { Registration = (RegisterFeaturePoolRequest)For("distill.kernel.v1.KernelService.RegisterFeaturePool")[0] }],
         "distill.kernel.v1.KernelService.DropFeaturePool" => [new DropFeaturePoolRequest { Name = Pool }],
         "distill.kernel.v1.KernelService.FeaturePoolStep" => [new FeaturePoolStepRequest
         {
