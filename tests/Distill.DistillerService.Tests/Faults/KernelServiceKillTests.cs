@@ -15,7 +15,7 @@ public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposab
 
     private static RunSpec Spec() => new()
     {
-        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 200, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
+        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 400, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
     };
 
     [SkippableFact]
