@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Distill.Protos.Distiller.V1;
+using Grpc.Core;
 using Grpc.Net.Client;
 using Xunit.Abstractions;
 
@@ -7,15 +8,16 @@ using DistillerClient = Distill.Protos.Distiller.V1.DistillerService.DistillerSe
 
 namespace Distill.DistillerService.Tests.Faults;
 
-/// <summary>Three kernel services, one of them killed (SIGKILL) every few seconds and started again, all through one run.</summary>
+/// <summary>Three kernel services, one of them killed (SIGKILL) every 30 steps and started again, all through one run.</summary>
 public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposable
 {
     private const int Services = 3;
+    private const int KillEvery = 30;
     private readonly ProcessCluster _cluster = new();
 
     private static RunSpec Spec() => new()
     {
-        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 400, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
+        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 300, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
     };
 
     [SkippableFact]
@@ -33,21 +35,25 @@ public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposab
             using var channel = GrpcChannel.ForAddress(distiller.Address);
             var client = new DistillerClient(channel);
             var id = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
-            await ProcessCluster.WatchUntilAsync(client, id, e => e.Progress is not null);
-
             // Every kill costs the run retries and a dataset upload: give it time on a loaded machine.
-            var end = ProcessCluster.WatchToEndAsync(client, id, limit: TimeSpan.FromMinutes(10));
+            using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+            using var watch = client.WatchRun(new WatchRunRequest { Name = id }, cancellationToken: limit.Token);
+            var events = new List<RunEvent>();
             int kills = 0;
-            // A kill every 1 to 3 s (drawn, seeded) until the run ends; the service is started again at once on its port.
-            while (await Task.WhenAny(end, Task.Delay(TimeSpan.FromMilliseconds(random.Next(1000, 3000)))) != end)
+            long nextKill = KillEvery;
+            // A kill each time the run passes another KillEvery steps (victim drawn, seeded); the service is started
+            // again at once on its port. Kills follow the run's own steps, so each lands mid-run however fast the machine.
+            await foreach (var e in watch.ResponseStream.ReadAllAsync(limit.Token))
             {
+                events.Add(e);
+                if (e.Progress is not { } progress || progress.Step < nextKill || progress.Step >= Spec().Steps) continue;
                 var victim = random.Next(Services);
                 kernels[victim].Kill();
                 kills++;
                 await kernels[victim].DisposeAsync();
                 kernels[victim] = await _cluster.StartKernelAsync(ports[victim]);
+                nextKill = progress.Step + KillEvery;
             }
-            var events = await end;
             var disturbed = clock.Elapsed;
             Assert.Equal(RunState.Succeeded, events[^1].State.State);
             Assert.True(kills >= 5, $"only {kills} kills before the run ended");
