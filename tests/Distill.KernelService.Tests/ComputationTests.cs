@@ -243,4 +243,40 @@ public class ComputationTests
             Assert.Equal(field, Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
         }
     }
+
+    [Fact]
+    public async Task StreamLabelSolveShard_ReportsEachBlock_ThenTheShardsSums_AndNamesItsOwnFields()
+    {
+        await using var server = await LoopbackKernelServer.StartAsync();
+        var train = Random(40, 8, 16);
+        var info = await UploadAsync(server.Client, train, Random(10, 8, 17), classes: 3);
+        var support = Random(6, 8, 18);
+        var shard = new LabelSolveShardRequest { Kernel = NtkMessage, Support = support.ToMessage(), Targets = Rows(info.Name, 5, 30).Rows };
+
+        using var call = server.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = 8 });
+        var updates = await call.ResponseStream.ReadAllAsync().ToListAsync();
+
+        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], updates.SkipLast(1).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
+        // The closed form over the shard's 30 targets at once: K_st K_ts, K_st Y_t and K_ss.
+        var kts = Ntk.Compute(train.narrow(0, 5, 30), support);
+        var result = updates[^1].Result;
+        TensorAssert.Close(kts.t().matmul(kts), result.Normal.ToTorch(), 1e-10, "normal");
+        TensorAssert.Close(kts.t().matmul(Labels(40, 3).narrow(0, 5, 30)), result.Projected.ToTorch(), 1e-10, "projected");
+        TensorAssert.Close(Ntk.ComputeSymmetric(support), result.SupportGram.ToTorch(), 1e-10, "support gram");
+
+        foreach (var (request, field) in new[]
+        {
+            (new StreamLabelSolveShardRequest { BlockRows = 8 }, "shard"),
+            (new StreamLabelSolveShardRequest { Shard = shard, BlockRows = -1 }, "block_rows"),
+        })
+        {
+            var error = await FailsAsync(async () =>
+            {
+                using var refused = server.Client.StreamLabelSolveShard(request);
+                await refused.ResponseStream.ReadAllAsync().ToListAsync();
+            });
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            Assert.Equal(field, Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
+        }
+    }
 }

@@ -83,6 +83,7 @@ public class LimitsTests
     [InlineData(nameof(KernelService.Grpc.KernelGrpcService.EvaluateKrr))]
     [InlineData(nameof(KernelService.Grpc.KernelGrpcService.LabelSolveShard))]
     [InlineData(nameof(KernelService.Grpc.KernelGrpcService.StreamEvaluateKrr))]
+    [InlineData(nameof(KernelService.Grpc.KernelGrpcService.StreamLabelSolveShard))]
     public async Task RowBlockedCall_ClientCancelsAfterFirstBlock_ServerStopsBeforeTheSecond(string method)
     {
         var calls = new ServerCallTokens();
@@ -106,6 +107,7 @@ public class LimitsTests
         {
             Kernel = NtkMessage, Support = support, SupportLabels = Labels(supportRows, 2).ToMessage(), Dataset = info.Name, Split = Split.Test,
         };
+        var labelSolve = new LabelSolveShardRequest { Kernel = NtkMessage, Support = support, Targets = Rows(info.Name, 0, rows).Rows };
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
         {
             switch (method)
@@ -114,13 +116,14 @@ public class LimitsTests
                     await server.Client.EvaluateKrrAsync(evaluation, cancellationToken: cancel.Token);
                     break;
                 case nameof(KernelService.Grpc.KernelGrpcService.LabelSolveShard):
-                    await server.Client.LabelSolveShardAsync(new LabelSolveShardRequest
-                    {
-                        Kernel = NtkMessage, Support = support, Targets = Rows(info.Name, 0, rows).Rows,
-                    }, cancellationToken: cancel.Token);
+                    await server.Client.LabelSolveShardAsync(labelSolve, cancellationToken: cancel.Token);
+                    break;
+                case nameof(KernelService.Grpc.KernelGrpcService.StreamEvaluateKrr):
+                    using (var call = server.Client.StreamEvaluateKrr(new StreamEvaluateKrrRequest { Evaluation = evaluation }, cancellationToken: cancel.Token))
+                        await call.ResponseStream.ReadAllAsync().ToListAsync();
                     break;
                 default:
-                    using (var call = server.Client.StreamEvaluateKrr(new StreamEvaluateKrrRequest { Evaluation = evaluation }, cancellationToken: cancel.Token))
+                    using (var call = server.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = labelSolve }, cancellationToken: cancel.Token))
                         await call.ResponseStream.ReadAllAsync().ToListAsync();
                     break;
             }

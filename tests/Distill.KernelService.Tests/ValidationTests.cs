@@ -15,6 +15,8 @@ public class ValidationTests
         { "short data", _ => new ComputeGramRequest { X1 = new Operand { Inline = new Tensor { Shape = { 2, 3 }, Dtype = DataType.Float64, Data = ByteString.CopyFrom(new byte[40]) } }, X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.inline.data" },
         { "no dtype", _ => new ComputeGramRequest { X1 = new Operand { Inline = new Tensor { Shape = { 1, 1 }, Data = ByteString.CopyFrom(new byte[8]) } }, X2 = Inline(Random(2, 1, 1)) }, StatusCode.InvalidArgument, "x1.inline.dtype" },
         { "NaN", _ => new ComputeGramRequest { X1 = Inline(TorchSharp.torch.tensor(new[] { double.NaN, 1 }, [1, 2])), X2 = Inline(Random(2, 2, 1)) }, StatusCode.InvalidArgument, "NaN" },
+        // A fuzzed request of this rank held a compute thread for minutes.
+        { "a million dimensions", _ => new ComputeGramRequest { X1 = new Operand { Inline = new Tensor { Shape = { Enumerable.Repeat(1L, 1 << 20) }, Dtype = DataType.Float64, Data = ByteString.CopyFrom(new byte[8]) } }, X2 = Inline(Random(2, 1, 1)) }, StatusCode.InvalidArgument, "x1.inline.shape: at most 8 dimensions" },
         { "vector", _ => new ComputeGramRequest { X1 = new Operand { Inline = TorchSharp.torch.ones(3).ToMessage() }, X2 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x1.inline.shape" },
         { "feature mismatch", _ => new ComputeGramRequest { X1 = Inline(Random(2, 3, 1)), X2 = Inline(Random(2, 4, 1)) }, StatusCode.InvalidArgument, "x2: has 4 features" },
         { "operand missing", _ => new ComputeGramRequest { X1 = Inline(Random(2, 3, 1)) }, StatusCode.InvalidArgument, "x2: set either inline or rows" },

@@ -69,16 +69,8 @@ public static class Display
     public static string Millis(TimeSpan? span) => span is { } s ? $"{s.TotalMilliseconds:0.0} ms" : "–";
 
     /// <summary>A phase under way, such as "Evaluation at step 400: 2,000 of 10,000 test images, 1m 05s".</summary>
-    public static string Phase(PhaseEvent p)
-    {
-        var (what, unit) = p.Phase switch
-        {
-            RunPhase.LabelSolve => ("Label Solve", "train images"),
-            RunPhase.FeaturePoolSetup => ("Feature pool set-up", "networks"),
-            _ => ($"Evaluation at step {p.Step}", "test images"),
-        };
-        return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{what}: {p.Done:N0} of {p.Total:N0} {unit}, {Duration(p.Elapsed)}");
-    }
+    public static string Phase(PhaseEvent p) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{char.ToUpperInvariant(p.What[0])}{p.What[1..]}: {p.Done:N0} of {p.Total:N0} {p.Unit}, {Duration(p.Elapsed)}");
 
     /// <summary>A short line for the event log.</summary>
     public static string Describe(RunEventRecord e) => e switch

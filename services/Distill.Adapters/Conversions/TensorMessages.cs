@@ -29,6 +29,9 @@ public static class TensorMessages
         return message;
     }
 
+    /// <summary>Dimensions a tensor message may have.</summary>
+    public const int MaxDimensions = 8;
+
     /// <summary>A float64 tensor with the message's values; throws <see cref="InvalidFieldException"/> naming <paramref name="field"/>.</summary>
     public static Tensor ToTorch(this TensorMessage? message, string field, bool allowNonFinite = false)
     {
@@ -40,6 +43,10 @@ public static class TensorMessages
             DataType.Float64 => 8,
             _ => throw new InvalidFieldException($"{field}.dtype", $"must be DATA_TYPE_FLOAT32 or DATA_TYPE_FLOAT64, got {message.Dtype}"),
         };
+        // Images need four dimensions. Far more (a fuzzed shape had a million 1s) stalls
+        // libtorch's element-wise kernels on one tensor of a single element.
+        if (message.Shape.Count > MaxDimensions)
+            throw new InvalidFieldException($"{field}.shape", $"at most {MaxDimensions} dimensions, got {message.Shape.Count}");
         if (message.Shape.Any(s => s < 0))
             throw new InvalidFieldException($"{field}.shape", $"dimensions must be non-negative, got [{string.Join(",", message.Shape)}]");
         long count = 1;

@@ -34,7 +34,24 @@ public enum RunPhase
 /// for a set-up).
 /// </summary>
 public sealed record PhaseEvent(long Sequence, DateTimeOffset Time, RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed)
-    : RunEventRecord(Sequence, Time);
+    : RunEventRecord(Sequence, Time)
+{
+    /// <summary>The phase in words, for a progress line: "evaluation at step 400", "Label Solve", "feature pool set-up".</summary>
+    public string What => Phase switch
+    {
+        RunPhase.LabelSolve => "Label Solve",
+        RunPhase.FeaturePoolSetup => "feature pool set-up",
+        _ => $"evaluation at step {Step}",
+    };
+
+    /// <summary>What <see cref="Done"/> and <see cref="Total"/> count.</summary>
+    public string Unit => Phase switch
+    {
+        RunPhase.LabelSolve => "train images",
+        RunPhase.FeaturePoolSetup => "networks",
+        _ => "test images",
+    };
+}
 
 /// <summary>An event of a kind newer than this client; kept so that sequence numbers stay gapless.</summary>
 public sealed record UnrecognizedEvent(long Sequence, DateTimeOffset Time)

@@ -174,15 +174,10 @@ public sealed class RemoteFeaturePoolBackend(
             FeatureType = options.FeatureType == ScalarType.Float64 ? DataType.Float64 : DataType.Float32,
             LeaseTtl = Duration.FromTimeSpan(TimeSpan.FromSeconds(settings.DatasetLeaseSeconds)),
         };
-        using var call = endpoint.Client.StreamRegisterFeaturePool(new StreamRegisterFeaturePoolRequest { Registration = request },
-            callOptions.WithDeadline(DateTime.UtcNow.AddSeconds(settings.FeaturePoolTimeoutSeconds)));
-        FeaturePool? registered = null;
-        await foreach (var update in call.ResponseStream.ReadAllAsync(callOptions.CancellationToken))
-        {
-            if (update.Pool is { } answer) registered = answer;
-            else if (update.Progress is { } progress) networksDone?.Invoke(progress.NetworksDone);
-        }
-        if (registered is null) throw new RpcException(new Status(StatusCode.Internal, "StreamRegisterFeaturePool ended without a pool"));
+        var registered = await ProgressStream.ReadToResultAsync(
+            endpoint.Client.StreamRegisterFeaturePool(new StreamRegisterFeaturePoolRequest { Registration = request },
+                callOptions.WithDeadline(DateTime.UtcNow.AddSeconds(settings.FeaturePoolTimeoutSeconds))),
+            update => update.Pool, update => networksDone?.Invoke(update.Progress?.NetworksDone ?? 0), callOptions.CancellationToken);
         logger.LogInformation("Registered networks {Start}..{End} of run {Run}'s feature pool on {Address} as {Name} ({Seconds:F1} s)",
             start, start + count - 1, runName, endpoint.Address, registered.Name, registered.ComputeTime?.ToTimeSpan().TotalSeconds ?? 0);
         _pools[(endpoint.Address, shard)] = (endpoint, registered);

@@ -133,15 +133,9 @@ public sealed class RemoteKipBackend(
             evaluation.Indices.AddRange(evaluationRows is null
                 ? Enumerable.Range(chunk.Start, chunk.Count).Select(i => (long)i)
                 : evaluationRows.Skip(chunk.Start).Take(chunk.Count));
-            // About ten progress messages per chunk: a chunk of an exact ConvNet evaluation can take many minutes.
-            var request = new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = Math.Clamp(chunk.Count / 10, 10, Core.Kernels.GramMatrix.DefaultBlockRows) };
-            using var call = endpoint.Client.StreamEvaluateKrr(request, options);
-            await foreach (var update in call.ResponseStream.ReadAllAsync(options.CancellationToken))
-            {
-                if (update.Result is { } result) return result;
-                if (update.Progress is { } done) rowsDone(done.RowsDone);
-            }
-            throw new RpcException(new Status(StatusCode.Internal, "StreamEvaluateKrr ended without a result"));
+            var request = new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = BlockRows(chunk.Count) };
+            return await ProgressStream.ReadToResultAsync(endpoint.Client.StreamEvaluateKrr(request, options), update => update.Result,
+                update => rowsDone(update.Progress?.RowsDone ?? 0), options.CancellationToken);
         }, progress, cancellation);
         // Each chunk's counts back from its accuracy and mean error, summed in chunk order.
         long count = responses.Sum(r => r.Count);
@@ -153,12 +147,17 @@ public sealed class RemoteKipBackend(
     public async Task<Tensor> SolveLabelsAsync(Tensor supportImages, Action<RowsDone>? progress, CancellationToken cancellation)
     {
         var support = Shaped(supportImages);
-        var responses = await OverChunksAsync(trainCount, supportImages.shape[0], LabelSolveChunkRows, (endpoint, name, options, chunk, _) =>
-            endpoint.Client.LabelSolveShardAsync(new LabelSolveShardRequest
+        var responses = await OverChunksAsync(trainCount, supportImages.shape[0], LabelSolveChunkRows, (endpoint, name, options, chunk, rowsDone) =>
+        {
+            var shard = new LabelSolveShardRequest
             {
                 Kernel = _kernel, Support = support,
                 Targets = new DatasetRows { Dataset = name, Split = Split.Train, Ranges = { new IndexRange { Start = chunk.Start, Count = chunk.Count } } },
-            }, options).ResponseAsync, progress, cancellation);
+            };
+            return ProgressStream.ReadToResultAsync(
+                endpoint.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = BlockRows(chunk.Count) }, options),
+                update => update.Result, update => rowsDone(update.Progress?.RowsDone ?? 0), options.CancellationToken);
+        }, progress, cancellation);
         using var scope = NewDisposeScope();
         var normal = responses.Select(r => r.Normal.ToTorch("normal")).Aggregate((a, b) => a.add_(b, One));
         var projected = responses.Select(r => r.Projected.ToTorch("projected")).Aggregate((a, b) => a.add_(b, One));
@@ -208,6 +207,12 @@ public sealed class RemoteKipBackend(
         await Task.WhenAll(Enumerable.Range(0, Math.Min(services, chunks.Count)).Select(Work));
         return results;
     }
+
+    /// <summary>
+    /// Rows per block of a chunk's call, for about ten progress messages per chunk: a chunk of an
+    /// exact ConvNet evaluation or Label Solve can take many minutes. The service caps it.
+    /// </summary>
+    private static long BlockRows(int chunkRows) => Math.Max(chunkRows / 10, 10);
 
     /// <summary>The engine's flattened support set as images, N x C x H x W, as the API sends them.</summary>
     private TensorMessage Shaped(Tensor supportImages) => supportImages.ToMessage(shape: [supportImages.shape[0], .. imageShape]);

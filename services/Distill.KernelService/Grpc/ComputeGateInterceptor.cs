@@ -16,7 +16,7 @@ namespace Distill.KernelService.Grpc;
 public sealed class ComputeGateInterceptor : CallInterceptor
 {
     private static readonly HashSet<string> ComputeMethods =
-        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "StreamEvaluateKrr", "KipShardStep", "LabelSolveShard", "UploadDataset", "RegisterDataset",
+        ["ComputeGram", "VectorJacobianProduct", "SolveKrr", "EvaluateKrr", "StreamEvaluateKrr", "KipShardStep", "LabelSolveShard", "StreamLabelSolveShard", "UploadDataset", "RegisterDataset",
          "RegisterFeaturePool", "StreamRegisterFeaturePool", "FeaturePoolStep", "FeaturePoolProducts", "FeaturePoolProductsGradient"];
 
     /// <summary>What a refused caller is told to wait: about one small compute call.</summary>

@@ -274,8 +274,18 @@ public sealed partial class KernelGrpcService(
         }, context.CancellationToken);
     }
 
-    /// <summary>Blocks of an evaluation at most, so that its progress messages are bounded too.</summary>
-    private const int MaxEvaluationBlocks = 1000;
+    /// <summary>Blocks of a row-blocked call at most, so that its progress messages are bounded too.</summary>
+    private const int MaxBlocks = 1000;
+
+    /// <summary>A stream's block_rows: 0 or more than the default is the default.</summary>
+    private static int StreamBlockRows(long requested)
+    {
+        if (requested < 0) throw new InvalidFieldException("block_rows", $"must not be negative (got {requested})");
+        return requested == 0 ? GramMatrix.DefaultBlockRows : (int)Math.Min(requested, GramMatrix.DefaultBlockRows);
+    }
+
+    /// <summary>Rows per block raised where <paramref name="rows"/> would need more than <see cref="MaxBlocks"/> blocks.</summary>
+    private static int BoundedBlockRows(int blockRows, long rows) => Math.Max(blockRows, (int)((rows + MaxBlocks - 1) / MaxBlocks));
 
     public override Task<EvaluateKrrResponse> EvaluateKrr(EvaluateKrrRequest request, ServerCallContext context) =>
         EvaluateAsync(nameof(EvaluateKrr), request, GramMatrix.DefaultBlockRows, progress: null, context);
@@ -284,8 +294,7 @@ public sealed partial class KernelGrpcService(
         ServerCallContext context)
     {
         if (request.Evaluation is null) throw new InvalidFieldException("evaluation", "required");
-        if (request.BlockRows < 0) throw new InvalidFieldException("block_rows", $"must not be negative (got {request.BlockRows})");
-        var blockRows = request.BlockRows == 0 ? GramMatrix.DefaultBlockRows : (int)Math.Min(request.BlockRows, GramMatrix.DefaultBlockRows);
+        var blockRows = StreamBlockRows(request.BlockRows);
         return StreamWithProgressAsync<RowsDone, EvaluateKrrResponse, StreamEvaluateKrrResponse>(
             progress => EvaluateAsync(nameof(StreamEvaluateKrr), request.Evaluation, blockRows, progress, context),
             rows => new() { Progress = new EvaluationProgress { RowsDone = rows.Done, TotalRows = rows.Total } },
@@ -330,10 +339,9 @@ public sealed partial class KernelGrpcService(
             var support = reader.Support(request.Support, dataset).Rows;
             var labels = Labels(request.SupportLabels, "support_labels", support.shape[0], dataset.ClassCount);
             reader.CheckElements(classes.Length * support.shape[0], "split x support");
-            blockRows = Math.Max(blockRows, (int)((classes.Length + MaxEvaluationBlocks - 1) / MaxEvaluationBlocks));
             // A cancelled call stops at the next row block instead of computing to the end.
             var result = KrrEvaluator.Evaluate(kernel.Kernel, support, labels, features, classes, targets, regularization,
-                blockRows, CountBlocks(method, support.shape[0]) + progress, context.CancellationToken);
+                BoundedBlockRows(blockRows, classes.Length), CountBlocks(method, support.shape[0]) + progress, context.CancellationToken);
             return new EvaluateKrrResponse
             {
                 Accuracy = result.Accuracy, Mse = result.Mse, Count = result.Count, SolveMethod = result.Method.ToMessage(),
@@ -390,7 +398,22 @@ public sealed partial class KernelGrpcService(
         }, context.CancellationToken);
     }
 
-    public override Task<LabelSolveShardResponse> LabelSolveShard(LabelSolveShardRequest request, ServerCallContext context)
+    public override Task<LabelSolveShardResponse> LabelSolveShard(LabelSolveShardRequest request, ServerCallContext context) =>
+        LabelSolveAsync(nameof(LabelSolveShard), request, GramMatrix.DefaultBlockRows, progress: null, context);
+
+    public override Task StreamLabelSolveShard(StreamLabelSolveShardRequest request, IServerStreamWriter<StreamLabelSolveShardResponse> responseStream,
+        ServerCallContext context)
+    {
+        if (request.Shard is null) throw new InvalidFieldException("shard", "required");
+        var blockRows = StreamBlockRows(request.BlockRows);
+        return StreamWithProgressAsync<RowsDone, LabelSolveShardResponse, StreamLabelSolveShardResponse>(
+            progress => LabelSolveAsync(nameof(StreamLabelSolveShard), request.Shard, blockRows, progress, context),
+            rows => new() { Progress = new LabelSolveProgress { RowsDone = rows.Done, TotalRows = rows.Total } },
+            result => new() { Result = result }, responseStream, context);
+    }
+
+    private Task<LabelSolveShardResponse> LabelSolveAsync(string method, LabelSolveShardRequest request, int blockRows, Action<RowsDone>? progress,
+        ServerCallContext context)
     {
         var kernel = reader.Kernel(request.Kernel);
         return compute.RunAsync(() =>
@@ -400,11 +423,12 @@ public sealed partial class KernelGrpcService(
             RequestReader.CheckImages(kernel, targets.Dataset.FeatureCount, targets.Dataset.ImageShape, "targets.dataset");
             var support = reader.Support(request.Support, targets.Dataset).Rows;
             reader.CheckElements(targets.Count * support.shape[0], "targets x support");
+            // A cancelled call stops at the next row block instead of computing to the end.
             var (normal, projected) = LabelSolver.Accumulate(kernel.Kernel, support, targets.Split.Features.index_select(0, targets.Index),
-                targets.Split.Targets.index_select(0, targets.Index), progress: CountBlocks(nameof(LabelSolveShard), support.shape[0]),
-                cancellation: context.CancellationToken);
+                targets.Split.Targets.index_select(0, targets.Index), BoundedBlockRows(blockRows, targets.Count),
+                CountBlocks(method, support.shape[0]) + progress, context.CancellationToken);
             var supportGram = kernel.Kernel.ComputeSymmetric(support);
-            metrics.Computed(nameof(LabelSolveShard), support.shape[0] * support.shape[0]);
+            metrics.Computed(method, support.shape[0] * support.shape[0]);
             return new LabelSolveShardResponse
             {
                 Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = supportGram.ToMessage(),

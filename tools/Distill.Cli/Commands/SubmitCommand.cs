@@ -201,14 +201,8 @@ public sealed class SubmitCommand : Command<SubmitSettings>
                                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}/{progress.TotalSteps} loss {progress.Loss:E4} {stepsPerSecond:F2} steps/s"));
                             break;
                         case PhaseEvent phase:
-                            var (what, unit) = phase.Phase switch
-                            {
-                                RunPhase.LabelSolve => ("label solve", "train images"),
-                                RunPhase.FeaturePoolSetup => ("feature pool set-up", "networks"),
-                                _ => ($"evaluation at step {phase.Step}", "test images"),
-                            };
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                                $"{what}: {phase.Done}/{phase.Total} {unit} ({phase.Elapsed.TotalSeconds:F0} s)"));
+                                $"{phase.What}: {phase.Done}/{phase.Total} {phase.Unit} ({phase.Elapsed.TotalSeconds:F0} s)"));
                             break;
                         case EvaluationEvent evaluation:
                             accuracy = evaluation.TestAccuracy;

@@ -98,6 +98,8 @@ public sealed class ValidRequests
         "distill.kernel.v1.KernelService.KipShardStep" => [new KipShardStepRequest
             { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), SupportLabels = Tensor([3, Classes]), Targets = Rows(6).Rows, TotalTargets = 6, WantLabelGradient = true }],
         "distill.kernel.v1.KernelService.LabelSolveShard" => [new LabelSolveShardRequest { Kernel = Kernel(), Support = Tensor([3, .. ImageShape]), Targets = Rows(6).Rows }],
+        "distill.kernel.v1.KernelService.StreamLabelSolveShard" => [new StreamLabelSolveShardRequest
+            { Shard = (LabelSolveShardRequest)For("distill.kernel.v1.KernelService.LabelSolveShard")[0], BlockRows = 2 }],
         "distill.kernel.v1.KernelService.RegisterFeaturePool" => [new RegisterFeaturePoolRequest
             { Networks = PoolNetworks(), Targets = Rows(6).Rows, FeatureType = DataType.Float32, LeaseTtl = Duration.FromTimeSpan(TimeSpan.FromMinutes(5)) }],
         "distill.kernel.v1.KernelService.StreamRegisterFeaturePool" => [new StreamRegisterFeaturePoolRequest
