@@ -29,7 +29,9 @@ export DISTILL_SANDBOX_BIND="${DISTILL_DATA:-}"
 deploy/sandbox/sandbox.sh --setup
 dotnet build Distill.Grpc.sln -c Release -nologo -v quiet
 
-args=(test Distill.Grpc.sln -c Release --no-build -nologo --logger "console;verbosity=normal")
+# A test that hangs fails after 15 minutes, named, with a dump of its process under TestResults/,
+# instead of holding CI to its limit.
+args=(test Distill.Grpc.sln -c Release --no-build -nologo --logger "console;verbosity=normal" --blame-hang-timeout 15m)
 [ -n "$filter" ] && args+=(--filter "$filter")
 log="$(mktemp)"
 pgdir=""
