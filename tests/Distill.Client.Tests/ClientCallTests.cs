@@ -182,6 +182,11 @@ public class ClientCallTests
                 Sequence = 10, Time = Now,
                 Phase = new PhaseProgress { Phase = Protos.Distiller.V1.RunPhase.FeaturePoolSetup, Done = 32, Total = 128, Elapsed = Duration.FromTimeSpan(TimeSpan.FromSeconds(90)) },
             },
+            new RunEvent
+            {
+                Sequence = 11, Time = Now,
+                Phase = new PhaseProgress { Phase = Protos.Distiller.V1.RunPhase.SupportGram, Step = 400, Done = 625, Total = 1275, Elapsed = Duration.FromTimeSpan(TimeSpan.FromSeconds(30)) },
+            },
             new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "run cancelled")),
         ];
         var invoker = new FakeInvoker((_, _) => stream);
@@ -205,7 +210,10 @@ public class ClientCallTests
             new UnrecognizedEvent(8, t),
             new PhaseEvent(9, t, RunPhase.LabelSolve, 0, 2000, 50000, TimeSpan.FromSeconds(12)),
             new PhaseEvent(10, t, RunPhase.FeaturePoolSetup, 0, 32, 128, TimeSpan.FromSeconds(90)),
+            new PhaseEvent(11, t, RunPhase.SupportGram, 400, 625, 1275, TimeSpan.FromSeconds(30)),
         ], events);
+        var phases = events.OfType<PhaseEvent>().Select(p => (p.What, p.Unit));
+        Assert.Equal([("Label Solve", "train images"), ("feature pool set-up", "networks"), ("support Gram at step 400", "image pairs")], phases);
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
     }
 

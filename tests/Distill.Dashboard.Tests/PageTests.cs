@@ -268,6 +268,9 @@ public sealed class RunDetailPageTests : DashboardTestBase
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid=run-step]")));
         Assert.Empty(page.FindAll("[data-testid=run-phase]"));
         var t = DateTimeOffset.UnixEpoch;
+        page.InvokeAsync(() => Fake.Push(new PhaseEvent(1, t, RunPhase.SupportGram, 400, 62625, 125250, TimeSpan.FromSeconds(300))));
+        page.WaitForAssertion(() => Assert.Equal("Support Gram at step 400: 62,625 of 125,250 image pairs, 5m 00s",
+            page.Find("[data-testid=run-phase]").TextContent));
         page.InvokeAsync(() => Fake.Push(new PhaseEvent(1, t, RunPhase.Evaluation, 400, 2000, 10000, TimeSpan.FromSeconds(65))));
         page.WaitForAssertion(() => Assert.Equal("Evaluation at step 400: 2,000 of 10,000 test images, 1m 05s",
             page.Find("[data-testid=run-phase]").TextContent));

@@ -173,6 +173,14 @@ public class RunTests
         var phases = events.Where(e => e.Phase is not null).Select(e => e.Phase).ToList();
         Assert.Equal(Enumerable.Range(1, 20).Select(i => (15L * i, 300L)), phases.Where(p => p.Phase == RunPhase.LabelSolve).Select(p => (p.Done, p.Total)));
         Assert.Equal(Enumerable.Range(1, 10).Select(i => (10L * i, 100L)), phases.Where(p => p.Phase == RunPhase.Evaluation).Select(p => (p.Done, p.Total)));
+        // The first chunk's support Gram, 20 x 21 / 2 image pairs, in the Label Solve (after its rows) and in the evaluation (before them).
+        var gram = phases.Select((p, i) => (p, i)).Where(x => x.p.Phase == RunPhase.SupportGram).ToList();
+        Assert.All(gram, x => Assert.Equal(210L, x.p.Total));
+        var ends = gram.Where(x => x.p.Done == 210).Select(x => x.i).ToList();
+        Assert.Equal(2, ends.Count);
+        Assert.True(phases.FindIndex(p => p.Phase == RunPhase.LabelSolve) < ends[0] && ends[0] < phases.FindIndex(p => p.Phase == RunPhase.Evaluation),
+            "the Label Solve's support Gram ends between its rows and the evaluation's");
+        Assert.True(ends[1] < phases.FindIndex(p => p.Phase == RunPhase.Evaluation && p.Done == 100), "the evaluation's support Gram ends before its last rows");
         Assert.All(phases, p => Assert.True(p.Step == 0 && p.Elapsed is not null));
         var evaluation = Assert.Single(events, e => e.Evaluation is not null);
         Assert.True(events.IndexOf(events.Last(e => e.Phase is not null)) < events.IndexOf(evaluation));

@@ -207,6 +207,16 @@ public class ComputationTests
         Assert.Equal("indices[1]", Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>()!.FieldViolations).Field);
     }
 
+    /// <summary>Support Gram progress: pairs done rising to all <paramref name="pairs"/>, with no rows in the same messages.</summary>
+    private static void AssertPairsRiseTo(long pairs, IEnumerable<(long Done, long Total, long RowsDone, long TotalRows)> updates)
+    {
+        var list = updates.ToList();
+        Assert.NotEmpty(list);
+        Assert.All(list, u => Assert.Equal((pairs, 0L, 0L), (u.Total, u.RowsDone, u.TotalRows)));
+        Assert.Equal(pairs, list[^1].Done);
+        Assert.True(list.Select(u => u.Done).SequenceEqual(list.Select(u => u.Done).Order().Distinct()), "pairs done rise");
+    }
+
     [Fact]
     public async Task StreamEvaluateKrr_ReportsEachBlock_ThenWhatEvaluateKrrAnswers_AndNamesItsOwnFields()
     {
@@ -221,7 +231,10 @@ public class ComputationTests
         using var call = server.Client.StreamEvaluateKrr(new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = 8 });
         var updates = await call.ResponseStream.ReadAllAsync().ToListAsync();
 
-        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], updates.SkipLast(1).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
+        // First the support's Gram matrix, its 6 x 7 / 2 image pairs, then the test rows block by block.
+        var gram = updates.TakeWhile(u => u.Progress?.SupportPairs > 0).Select(u => u.Progress).ToList();
+        AssertPairsRiseTo(21, gram.Select(p => (p.SupportPairsDone, p.SupportPairs, p.RowsDone, p.TotalRows)));
+        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], updates.Skip(gram.Count).SkipLast(1).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
         var result = updates[^1].Result;
         var whole = await server.Client.EvaluateKrrAsync(evaluation);
         Assert.Equal(whole.Accuracy, result.Accuracy);
@@ -244,7 +257,9 @@ public class ComputationTests
         using var call = server.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = 8 });
         var updates = await call.ResponseStream.ReadAllAsync().ToListAsync();
 
-        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], updates.SkipLast(1).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
+        // The target rows block by block, then the support's Gram matrix, its 6 x 7 / 2 image pairs.
+        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], updates.Take(4).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
+        AssertPairsRiseTo(21, updates.Skip(4).SkipLast(1).Select(u => (u.Progress.SupportPairsDone, u.Progress.SupportPairs, u.Progress.RowsDone, u.Progress.TotalRows)));
         // The closed form over the shard's 30 targets at once: K_st K_ts, K_st Y_t and K_ss.
         var kts = Ntk.Compute(train.narrow(0, 5, 30), support);
         var result = updates[^1].Result;

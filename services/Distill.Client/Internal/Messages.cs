@@ -259,6 +259,7 @@ internal static class Messages
         Proto.RunPhase.Evaluation => RunPhase.Evaluation,
         Proto.RunPhase.LabelSolve => RunPhase.LabelSolve,
         Proto.RunPhase.FeaturePoolSetup => RunPhase.FeaturePoolSetup,
+        Proto.RunPhase.SupportGram => RunPhase.SupportGram,
         _ => RunPhase.Unspecified,
     };
 

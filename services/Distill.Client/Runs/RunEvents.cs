@@ -26,12 +26,14 @@ public enum RunPhase
     LabelSolve,
     /// <summary>A feature-pool run's set-up: the targets' features under each network of the pool.</summary>
     FeaturePoolSetup,
+    /// <summary>The support set's own Gram matrix, within an evaluation or a Label Solve.</summary>
+    SupportGram,
 }
 
 /// <summary>
 /// A phase under way with the support set of <paramref name="Step"/> (0 for a set-up): <paramref name="Done"/>
 /// of <paramref name="Total"/> (test images for an evaluation, train images for a Label Solve, networks
-/// for a set-up).
+/// for a set-up, image pairs for a support Gram).
 /// </summary>
 public sealed record PhaseEvent(long Sequence, DateTimeOffset Time, RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed)
     : RunEventRecord(Sequence, Time)
@@ -41,6 +43,7 @@ public sealed record PhaseEvent(long Sequence, DateTimeOffset Time, RunPhase Pha
     {
         RunPhase.LabelSolve => "Label Solve",
         RunPhase.FeaturePoolSetup => "feature pool set-up",
+        RunPhase.SupportGram => $"support Gram at step {Step}",
         _ => $"evaluation at step {Step}",
     };
 
@@ -49,6 +52,7 @@ public sealed record PhaseEvent(long Sequence, DateTimeOffset Time, RunPhase Pha
     {
         RunPhase.LabelSolve => "train images",
         RunPhase.FeaturePoolSetup => "networks",
+        RunPhase.SupportGram => "image pairs",
         _ => "test images",
     };
 }

@@ -26,7 +26,8 @@ public static class LabelSolver
             throw new InvalidFieldException("support_per_class", $"label solve needs at least as many targets ({targetImages.shape[0]}) as support images ({supportImages.shape[0]})");
         using var scope = NewDisposeScope();
         var (normal, projected) = Accumulate(kernel, supportImages, targetImages, targetLabels, blockRows, progress, cancellation);
-        var (labels, method) = Finish(kernel.ComputeSymmetric(supportImages), normal, projected, regularization, solveRegularization);
+        var supportGram = GramMatrix.ComputeSymmetric(kernel, supportImages, progress: progress, cancellation: cancellation);
+        var (labels, method) = Finish(supportGram, normal, projected, regularization, solveRegularization);
         return (labels.MoveToOuterDisposeScope(), method);
     }
 

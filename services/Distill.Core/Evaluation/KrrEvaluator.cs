@@ -9,8 +9,9 @@ public sealed record EvaluationResult(double Accuracy, double Mse, int Count, So
 
 /// <summary>
 /// Evaluates a support set as a kernel ridge regressor on a whole split, with the same
-/// trace-scaled ridge that KIP trains with; the split is processed in row blocks, each
-/// reported to <c>progress</c> and each a point where cancellation takes effect.
+/// trace-scaled ridge that KIP trains with. The support's Gram matrix and then the split are
+/// processed in blocks, each reported to <c>progress</c> and each a point where cancellation
+/// takes effect.
 /// </summary>
 public static class KrrEvaluator
 {
@@ -20,7 +21,7 @@ public static class KrrEvaluator
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var kss = kernel.ComputeSymmetric(supportImages);
+        var kss = GramMatrix.ComputeSymmetric(kernel, supportImages, progress: progress, cancellation: cancellation);
         var (alpha, method) = KernelRidgeRegression.Fit(kss, supportLabels, regularization);
         long correct = 0;
         double squaredError = 0;

@@ -118,7 +118,8 @@ public static class FeaturePoolRun
         {
             report?.Invoke(e);
             if (e is PhaseProgress p)
-                log(string.Create(CultureInfo.InvariantCulture, $"exact evaluation: {p.Done}/{p.Total} test images ({p.Elapsed.TotalSeconds:F0} s)"));
+                log(string.Create(CultureInfo.InvariantCulture,
+                    $"exact evaluation: {p.Done}/{p.Total} {(p.Phase == RunPhase.SupportGram ? "image pairs of the support Gram" : "test images")} ({p.Elapsed.TotalSeconds:F0} s)"));
         }
         var kipOptions = ToKipOptions(options);
 

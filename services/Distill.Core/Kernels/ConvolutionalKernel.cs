@@ -118,12 +118,11 @@ public sealed class ConvolutionalKernel : IKernel
         using var scope = NewDisposeScope();
         var images = Images(x);
         var self = SelfChains(images);
-        var cross = CrossChunked(images, images, self, self);
-        var n = x.shape[0];
-        // Exactly symmetric off the diagonal; on it K(x, x) from the closed-form self recursion.
-        var offDiagonal = eye(n, dtype: x.dtype, device: x.device).neg_().add_(One, One);
-        var result = cross.add(cross.t(), One).mul_(Half).mul(offDiagonal).add(diag(self.Value), One);
-        return result.MoveToOuterDisposeScope();
+        var cross = CrossChunked(images, images, self, self, upperTriangle: true);
+        // The upper triangle mirrored: exactly symmetric, half the image pairs. On the diagonal
+        // K(x, x) from the closed-form self recursion.
+        var upper = cross.triu(1);
+        return upper.add(upper.t(), One).add_(diag(self.Value), One).MoveToOuterDisposeScope();
     }
 
     public KernelForward Forward(Tensor x1, Tensor x2) => new Recomputing(this, x1, x2, symmetric: false);
@@ -143,8 +142,11 @@ public sealed class ConvolutionalKernel : IKernel
             throw new ArgumentException($"kernel inputs have different dtypes: {x1.dtype} and {x2.dtype}");
     }
 
+    /// <summary>Elements of the largest per-layer tensor of one image pair.</summary>
+    internal long ElementsPerPair => _layout.MaxElementsPerPair(_channels);
+
     /// <summary>Image pairs per chunk so that the largest per-layer tensor stays within budget.</summary>
-    private long PairsPerChunk => Math.Max(1, MaxChunkElements / _layout.MaxElementsPerPair(_channels));
+    private long PairsPerChunk => Math.Max(1, MaxChunkElements / ElementsPerPair);
 
     private (long Rows, long Columns) ChunkShape(long n1, long n2)
     {
@@ -207,27 +209,27 @@ public sealed class ConvolutionalKernel : IKernel
         return value.reshape(images1.shape[0], images2.shape[0]);
     }
 
-    private Tensor CrossChunked(Tensor images1, Tensor images2, SelfStatistics self1, SelfStatistics self2)
+    /// <param name="upperTriangle">compute only chunks that reach the strict upper triangle (images1
+    /// and images2 the same); the rest of the result is left at zero.</param>
+    private Tensor CrossChunked(Tensor images1, Tensor images2, SelfStatistics self1, SelfStatistics self2, bool upperTriangle = false)
     {
         long n1 = images1.shape[0], n2 = images2.shape[0];
         var (rows, columns) = ChunkShape(n1, n2);
         if (rows >= n1 && columns >= n2)
             return Cross(images1, images2, self1, self2);
-        var rowBlocks = new List<Tensor>();
+        var result = zeros(n1, n2, dtype: images1.dtype, device: images1.device);
         for (long r = 0; r < n1; r += rows)
         {
             long rl = Math.Min(rows, n1 - r);
-            var blocks = new List<Tensor>();
-            for (long c = 0; c < n2; c += columns)
+            for (long c = upperTriangle ? r + 1 : 0; c < n2; c += columns)
             {
                 long cl = Math.Min(columns, n2 - c);
                 using var chunkScope = NewDisposeScope();
-                blocks.Add(Cross(images1.narrow(0, r, rl), images2.narrow(0, c, cl), self1.Narrow(r, rl), self2.Narrow(c, cl))
-                    .MoveToOuterDisposeScope());
+                result.narrow(0, r, rl).narrow(1, c, cl)
+                    .copy_(Cross(images1.narrow(0, r, rl), images2.narrow(0, c, cl), self1.Narrow(r, rl), self2.Narrow(c, cl)));
             }
-            rowBlocks.Add(cat(blocks, 1));
         }
-        return cat(rowBlocks, 0);
+        return result;
     }
 
     /// <summary>

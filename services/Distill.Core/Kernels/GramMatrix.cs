@@ -1,3 +1,4 @@
+using Distill.Core.Evaluation;
 using static Distill.Core.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
@@ -31,6 +32,46 @@ public static class GramMatrix
             using var blockScope = NewDisposeScope();
             var length = Math.Min(blockRows, n1 - start);
             result.narrow(0, start, length).copy_(kernel.Compute(x1.narrow(0, start, length), x2));
+        }
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// K(x, x) as <see cref="IKernel.ComputeSymmetric"/> gives it, without gradient tracking, in
+    /// blocks of rows: each block's square on the diagonal, then its rectangle to the right,
+    /// mirrored below. After each block the image pairs done so far go to <paramref name="progress"/>
+    /// and cancellation takes effect: an exact ConvNet Gram of a few hundred images takes many minutes.
+    /// </summary>
+    /// <param name="blockRows">rows per block; 0: about twenty blocks of at least 16 rows, because
+    /// each block recomputes per-image work for the columns it reaches (a ConvNet's self recursion).</param>
+    public static Tensor ComputeSymmetric(IKernel kernel, Tensor x, int blockRows = 0, Action<RowsDone>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        if (blockRows < 0)
+            throw new ArgumentException($"block_rows must not be negative, got {blockRows}", nameof(blockRows));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var n = x.shape[0];
+        var rows = blockRows > 0 ? blockRows : Math.Max(16, (n + 19) / 20);
+        var pairs = n * (n + 1) / 2;
+        var result = empty(n, n, dtype: x.dtype, device: x.device);
+        long done = 0;
+        for (long start = 0; start < n; start += rows)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            using var blockScope = NewDisposeScope();
+            var length = Math.Min(rows, n - start);
+            var block = x.narrow(0, start, length);
+            result.narrow(0, start, length).narrow(1, start, length).copy_(kernel.ComputeSymmetric(block));
+            var rest = n - start - length;
+            if (rest > 0)
+            {
+                var right = kernel.Compute(block, x.narrow(0, start + length, rest));
+                result.narrow(0, start, length).narrow(1, start + length, rest).copy_(right);
+                result.narrow(0, start + length, rest).narrow(1, start, length).copy_(right.t());
+            }
+            done += length * (length + 1) / 2 + length * rest;
+            progress?.Invoke(new RowsDone(done, pairs, SupportGram: true));
         }
         return result.MoveToOuterDisposeScope();
     }

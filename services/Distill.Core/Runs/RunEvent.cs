@@ -14,28 +14,35 @@ public sealed record EvaluationCompleted(long Step, EvaluationResult Result) : R
 
 /// <summary>
 /// The phases that take no steps and can take long: an evaluation on the test split, a Label
-/// Solve over the train split, and a feature-pool run's set-up on kernel services.
+/// Solve over the train split, a feature-pool run's set-up on kernel services, and the support's
+/// own Gram matrix within an evaluation or a Label Solve.
 /// </summary>
-public enum RunPhase { Evaluation, LabelSolve, FeaturePoolSetup }
+public enum RunPhase { Evaluation, LabelSolve, FeaturePoolSetup, SupportGram }
 
 /// <summary>
 /// A phase of <see cref="RunPhase"/> under way for the support of <paramref name="Step"/> (0 for a
-/// set-up): rows done of the total (networks for a set-up).
+/// set-up): rows done of the total (networks for a set-up, image pairs for a support Gram), and
+/// the time since the evaluation, Label Solve or set-up began.
 /// </summary>
 public sealed record PhaseProgress(RunPhase Phase, long Step, long Done, long Total, TimeSpan Elapsed) : RunEvent
 {
-    /// <summary>Rows done as events for <paramref name="report"/>: one per twentieth of the rows at most, and the last.</summary>
+    /// <summary>
+    /// Rows done as events for <paramref name="report"/>: one per twentieth of the rows at most, and
+    /// the last; the support Gram's pairs, reported as they come, likewise as <see cref="RunPhase.SupportGram"/>.
+    /// </summary>
     public static Action<RowsDone>? Reporter(RunPhase phase, long step, Action<RunEvent>? report)
     {
         if (report is null) return null;
         var watch = Stopwatch.StartNew();
-        long reported = 0;
+        // Twentieths reported so far: of the rows, and of the support Gram's pairs.
+        var reported = new long[2];
         return rows =>
         {
+            var pass = rows.SupportGram ? 1 : 0;
             var twentieths = rows.Total <= 0 ? 20 : rows.Done * 20 / rows.Total;
-            if (twentieths <= reported && rows.Done < rows.Total) return;
-            reported = twentieths;
-            report(new PhaseProgress(phase, step, rows.Done, rows.Total, watch.Elapsed));
+            if (twentieths <= reported[pass] && rows.Done < rows.Total) return;
+            reported[pass] = twentieths;
+            report(new PhaseProgress(rows.SupportGram ? RunPhase.SupportGram : phase, step, rows.Done, rows.Total, watch.Elapsed));
         };
     }
 }

@@ -23,4 +23,10 @@ internal sealed class PartProgress(int parts, long total, Action<RowsDone>? repo
             report?.Invoke(new RowsDone(_sum, total));
         }
     }
+
+    /// <summary>A report that is not a part's rows (a support Gram's pairs), made in turn with theirs.</summary>
+    public void Relay(RowsDone rows)
+    {
+        lock (_lock) report?.Invoke(rows);
+    }
 }

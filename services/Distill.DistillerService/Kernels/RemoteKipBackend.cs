@@ -124,7 +124,7 @@ public sealed class RemoteKipBackend(
         var support = Shaped(supportImages);
         var labels = supportLabels.ToMessage();
         var rows = evaluationRows?.LongLength ?? testCount;
-        var responses = await OverChunksAsync(rows, supportImages.shape[0], EvaluationChunkRows, async (endpoint, name, options, chunk, rowsDone) =>
+        var responses = await OverChunksAsync(rows, supportImages.shape[0], EvaluationChunkRows, (endpoint, name, options, chunk, rowsDone) =>
         {
             var evaluation = new EvaluateKrrRequest
             {
@@ -134,8 +134,9 @@ public sealed class RemoteKipBackend(
                 ? Enumerable.Range(chunk.Start, chunk.Count).Select(i => (long)i)
                 : evaluationRows.Skip(chunk.Start).Take(chunk.Count));
             var request = new StreamEvaluateKrrRequest { Evaluation = evaluation, BlockRows = BlockRows(chunk.Count) };
-            return await ProgressStream.ReadToResultAsync(endpoint.Client.StreamEvaluateKrr(request, options), update => update.Result,
-                update => rowsDone(update.Progress?.RowsDone ?? 0), options.CancellationToken);
+            return ProgressStream.ReadToResultAsync(endpoint.Client.StreamEvaluateKrr(request, options), update => update.Result,
+                update => rowsDone(update.Progress is { } p ? ChunkProgress(p.RowsDone, p.SupportPairsDone, p.SupportPairs) : default),
+                options.CancellationToken);
         }, progress, cancellation);
         // Each chunk's counts back from its accuracy and mean error, summed in chunk order.
         long count = responses.Sum(r => r.Count);
@@ -156,7 +157,8 @@ public sealed class RemoteKipBackend(
             };
             return ProgressStream.ReadToResultAsync(
                 endpoint.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = BlockRows(chunk.Count) }, options),
-                update => update.Result, update => rowsDone(update.Progress?.RowsDone ?? 0), options.CancellationToken);
+                update => update.Result, update => rowsDone(update.Progress is { } p ? ChunkProgress(p.RowsDone, p.SupportPairsDone, p.SupportPairs) : default),
+                options.CancellationToken);
         }, progress, cancellation);
         using var scope = NewDisposeScope();
         var normal = responses.Select(r => r.Normal.ToTorch("normal")).Aggregate((a, b) => a.add_(b, One));
@@ -170,10 +172,11 @@ public sealed class RemoteKipBackend(
     /// that finishes one, so that every service works and progress comes at least chunk by
     /// chunk (a call may report its rows done within the chunk too); the results are in chunk
     /// order. Each chunk recomputes the support's own Gram matrix, so it holds at least ten
-    /// rows per support image (a few per cent more work).
+    /// rows per support image (a few per cent more work); the first chunk's Gram progress is
+    /// reported as the support Gram's.
     /// </summary>
     private async Task<T[]> OverChunksAsync<T>(long rows, long supportRows, long minimumRows,
-        Func<KernelEndpoint, string, CallOptions, (int Start, int Count), Action<long>, Task<T>> call, Action<RowsDone>? progress,
+        Func<KernelEndpoint, string, CallOptions, (int Start, int Count), Action<RowsDone>, Task<T>> call, Action<RowsDone>? progress,
         CancellationToken cancellation)
     {
         var services = Math.Max(1, pool.Endpoints.Count);
@@ -192,7 +195,11 @@ public sealed class RemoteKipBackend(
                 try
                 {
                     results[i] = await _failover.OnAnyAsync(preferred,
-                        (endpoint, name, options) => call(endpoint, name, options, chunk, rowsDone => done.Advance(index, Math.Min(rowsDone, chunk.Count))),
+                        (endpoint, name, options) => call(endpoint, name, options, chunk, rowsDone =>
+                        {
+                            if (!rowsDone.SupportGram) done.Advance(index, Math.Min(rowsDone.Done, chunk.Count));
+                            else if (index == 0) done.Relay(rowsDone);
+                        }),
                         failed.Token);
                 }
                 catch
@@ -207,6 +214,10 @@ public sealed class RemoteKipBackend(
         await Task.WhenAll(Enumerable.Range(0, Math.Min(services, chunks.Count)).Select(Work));
         return results;
     }
+
+    /// <summary>A chunk's progress message: its support Gram's pairs while it reports them, else its rows done.</summary>
+    private static RowsDone ChunkProgress(long rowsDone, long supportPairsDone, long supportPairs) =>
+        supportPairs > 0 ? new RowsDone(supportPairsDone, supportPairs, SupportGram: true) : new RowsDone(rowsDone, 0);
 
     /// <summary>
     /// Rows per block of a chunk's call, for about ten progress messages per chunk: a chunk of an

@@ -113,6 +113,7 @@ public sealed class RunExecutor(RunLifecycle lifecycle, RunStore store, DatasetC
                         {
                             CoreRunPhase.LabelSolve => RunPhase.LabelSolve,
                             CoreRunPhase.FeaturePoolSetup => RunPhase.FeaturePoolSetup,
+                            CoreRunPhase.SupportGram => RunPhase.SupportGram,
                             _ => RunPhase.Evaluation,
                         },
                         Step = phase.Step, Done = phase.Done, Total = phase.Total, Elapsed = Duration.FromTimeSpan(phase.Elapsed),

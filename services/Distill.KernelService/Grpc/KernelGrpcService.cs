@@ -297,7 +297,12 @@ public sealed partial class KernelGrpcService(
         var blockRows = StreamBlockRows(request.BlockRows);
         return StreamWithProgressAsync<RowsDone, EvaluateKrrResponse, StreamEvaluateKrrResponse>(
             progress => EvaluateAsync(nameof(StreamEvaluateKrr), request.Evaluation, blockRows, progress, context),
-            rows => new() { Progress = new EvaluationProgress { RowsDone = rows.Done, TotalRows = rows.Total } },
+            rows => new()
+            {
+                Progress = rows.SupportGram
+                    ? new EvaluationProgress { SupportPairsDone = rows.Done, SupportPairs = rows.Total }
+                    : new EvaluationProgress { RowsDone = rows.Done, TotalRows = rows.Total },
+            },
             result => new() { Result = result }, responseStream, context);
     }
 
@@ -408,7 +413,12 @@ public sealed partial class KernelGrpcService(
         var blockRows = StreamBlockRows(request.BlockRows);
         return StreamWithProgressAsync<RowsDone, LabelSolveShardResponse, StreamLabelSolveShardResponse>(
             progress => LabelSolveAsync(nameof(StreamLabelSolveShard), request.Shard, blockRows, progress, context),
-            rows => new() { Progress = new LabelSolveProgress { RowsDone = rows.Done, TotalRows = rows.Total } },
+            rows => new()
+            {
+                Progress = rows.SupportGram
+                    ? new LabelSolveProgress { SupportPairsDone = rows.Done, SupportPairs = rows.Total }
+                    : new LabelSolveProgress { RowsDone = rows.Done, TotalRows = rows.Total },
+            },
             result => new() { Result = result }, responseStream, context);
     }
 
@@ -424,11 +434,10 @@ public sealed partial class KernelGrpcService(
             var support = reader.Support(request.Support, targets.Dataset).Rows;
             reader.CheckElements(targets.Count * support.shape[0], "targets x support");
             // A cancelled call stops at the next row block instead of computing to the end.
+            var counted = CountBlocks(method, support.shape[0]) + progress;
             var (normal, projected) = LabelSolver.Accumulate(kernel.Kernel, support, targets.Split.Features.index_select(0, targets.Index),
-                targets.Split.Targets.index_select(0, targets.Index), BoundedBlockRows(blockRows, targets.Count),
-                CountBlocks(method, support.shape[0]) + progress, context.CancellationToken);
-            var supportGram = kernel.Kernel.ComputeSymmetric(support);
-            metrics.Computed(method, support.shape[0] * support.shape[0]);
+                targets.Split.Targets.index_select(0, targets.Index), BoundedBlockRows(blockRows, targets.Count), counted, context.CancellationToken);
+            var supportGram = GramMatrix.ComputeSymmetric(kernel.Kernel, support, progress: counted, cancellation: context.CancellationToken);
             return new LabelSolveShardResponse
             {
                 Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = supportGram.ToMessage(),
@@ -437,16 +446,22 @@ public sealed partial class KernelGrpcService(
     }
 
     /// <summary>
-    /// Counts a row-blocked computation's kernel entries block by block, so that the metrics of
-    /// a call cancelled half-way show the half it computed.
+    /// Counts a row-blocked computation's kernel entries block by block (the support Gram's by its
+    /// image pairs), so that the metrics of a call cancelled half-way show the half it computed.
     /// </summary>
     private Action<RowsDone> CountBlocks(string method, long supportRows)
     {
-        long counted = 0;
+        long rowsCounted = 0, pairsCounted = 0;
         return rows =>
         {
-            metrics.Computed(method, (rows.Done - counted) * supportRows);
-            counted = rows.Done;
+            if (rows.SupportGram)
+            {
+                metrics.Computed(method, rows.Done - pairsCounted);
+                pairsCounted = rows.Done;
+                return;
+            }
+            metrics.Computed(method, (rows.Done - rowsCounted) * supportRows);
+            rowsCounted = rows.Done;
         };
     }
 

@@ -66,6 +66,24 @@ public class ConvolutionalKernelTests : TensorLeakCheck
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ComputeSymmetric_ChunksOfSeveralImages_EqualsOneChunk(int rowsPerChunk)
+    {
+        // K(x, x) computes only the chunks that reach its upper triangle; with chunks of 7 columns
+        // and one to three rows, chunks straddle the diagonal in every way.
+        var spec = Spec(KernelArchitecture.ConvNet3, KernelKind.Ntk, 1, 8);
+        var x = Images(7, 1, 8, 8, 6);
+        var whole = new ConvolutionalKernel(spec);
+        var perPair = whole.ElementsPerPair;
+        var chunked = new ConvolutionalKernel(spec, maxChunkElements: rowsPerChunk * 7 * perPair);
+        TensorAssert.Close(whole.ComputeSymmetric(x), chunked.ComputeSymmetric(x), 1e-13, $"chunks of {rowsPerChunk} x 7");
+        var columns = new ConvolutionalKernel(spec, maxChunkElements: 3 * perPair);
+        TensorAssert.Close(whole.ComputeSymmetric(x), columns.ComputeSymmetric(x), 1e-13, "chunks of 1 x 3");
+    }
+
+    [Theory]
     [InlineData(KernelArchitecture.ConvNet3, KernelReadout.Flatten)]
     [InlineData(KernelArchitecture.Myrtle5, KernelReadout.GlobalAveragePool)]
     public void ComputeSymmetric_EqualsCompute_OnTheSameInputs(KernelArchitecture architecture, KernelReadout readout)

@@ -12,12 +12,12 @@ namespace Distill.DistillerService.Tests.Faults;
 public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposable
 {
     private const int Services = 3;
-    private const int KillEvery = 30;
+    private const int KillEvery = 30, Steps = 300;
     private readonly ProcessCluster _cluster = new();
 
     private static RunSpec Spec() => new()
     {
-        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = 300, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
+        Dataset = TinyDataset.Name, SupportPerClass = 2, Steps = Steps, TargetBatch = 1000, LearningRate = 0.05, CheckpointEvery = 10, Seed = 29,
     };
 
     [SkippableFact]
@@ -46,7 +46,7 @@ public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposab
             await foreach (var e in watch.ResponseStream.ReadAllAsync(limit.Token))
             {
                 events.Add(e);
-                if (e.Progress is not { } progress || progress.Step < nextKill || progress.Step >= Spec().Steps) continue;
+                if (e.Progress is not { } progress || progress.Step < nextKill || progress.Step >= Steps) continue;
                 var victim = random.Next(Services);
                 kernels[victim].Kill();
                 kills++;
@@ -60,7 +60,7 @@ public sealed class KernelServiceKillTests(ITestOutputHelper output) : IDisposab
 
             var undisturbed = (await client.StartRunAsync(new StartRunRequest { Spec = Spec() })).Name;
             Assert.Equal(RunState.Succeeded, (await ProcessCluster.WatchToEndAsync(client, undisturbed))[^1].State.State);
-            Assert.Equal(_cluster.Support(undisturbed, Spec().Steps), _cluster.Support(id, Spec().Steps));
+            Assert.Equal(_cluster.Support(undisturbed, Steps), _cluster.Support(id, Steps));
             output.WriteLine($"{Services} kernel services, {kills} kills, {events.Count(e => e.State?.State == RunState.Paused)} pauses, " +
                 $"support identical; disturbed run {disturbed.TotalSeconds:F0} s, test {clock.Elapsed.TotalSeconds:F0} s");
         }

@@ -43,6 +43,9 @@ public sealed class PoolStepBenchmarkSettings : CommandSettings
     [CommandOption("--exact-eval <N>"), Description("Test images scored by KRR with the exact ConvNet3 NNGP against the support (0: skip)."), DefaultValue(0)]
     public int ExactEval { get; init; }
 
+    [CommandOption("--exact-gram <N>"), Description("Images of a support Gram matrix with the exact ConvNet3 NNGP, timed as the full square, the kernel's symmetric K(x, x) and in reported blocks (0: skip)."), DefaultValue(0)]
+    public int ExactGram { get; init; }
+
     [CommandOption("--threads <N>")]
     public int? Threads { get; init; }
 }
@@ -62,7 +65,7 @@ public sealed class PoolStepBenchmarkCommand : Command<PoolStepBenchmarkSettings
         var random = new Random(0);
         LabeledImages Split(int n) => new(Enumerable.Range(0, n * d).Select(_ => (float)random.NextDouble()).ToArray(),
             Enumerable.Range(0, n).Select(i => i % classes).ToArray(), channels, side, side, Enumerable.Range(0, classes).Select(c => $"c{c}").ToArray());
-        int train = Math.Max(settings.Targets, settings.Support) + classes * 10;
+        int train = Math.Max(Math.Max(settings.Targets, settings.Support), settings.ExactGram) + classes * 10;
         using var data = PreparedDataset.Prepare(new ImageDataset("random-cifar-shaped", Split(train), Split(classes)), new PreprocessingSpec());
         var spec = new KernelSpec(KernelKind.Nngp, Architecture: KernelArchitecture.ConvNet3, ImageChannels: channels, ImageHeight: side, ImageWidth: side);
 
@@ -109,6 +112,8 @@ public sealed class PoolStepBenchmarkCommand : Command<PoolStepBenchmarkSettings
                 Enumerable.Range(0, settings.ExactEval).Select(i => i % classes).ToArray(), data.TrainTargets.index_select(0, rows), 1e-6, FeaturePoolRun.ExactBlockRows);
             evalMs = watch.Elapsed.TotalMilliseconds / settings.ExactEval;
         }
+        if (settings.ExactGram > 0)
+            SupportGram(spec.Create(), data.TrainImages.narrow(0, 0, settings.ExactGram));
         double exactScaled = exactMs * settings.Targets / settings.ExactTargets;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"KIP step, n_s={pool.SupportImages.shape[0]}, 3x32x32, {get_num_threads()} threads: pooled ConvNet3 ({settings.Sample} of {settings.Pool} networks, width {settings.Width}, {settings.Targets} targets) {poolMs:F1} ms; " +
@@ -117,6 +122,32 @@ public sealed class PoolStepBenchmarkCommand : Command<PoolStepBenchmarkSettings
             $"result support={pool.SupportImages.shape[0]} pool_ms={poolMs:F2} fc_ms={fcMs:F2} exact_ms={exactMs:F1} exact_targets={settings.ExactTargets} exact_ms_scaled={exactScaled:F0} " +
             $"exact_over_pool={exactScaled / poolMs:F1} pool_over_fc={poolMs / fcMs:F2} targets={settings.Targets} pool={settings.Pool} sample={settings.Sample} width={settings.Width} threads={get_num_threads()} exact_eval_ms_per_image={evalMs:F1} peak_rss_mb={LocalRun.PeakResidentMegabytes():F0}"));
         return 0;
+    }
+
+    /// <summary>
+    /// The support's Gram matrix three ways in one invocation: K(x, x') on the full square (what
+    /// K(x, x) cost before it computed only the upper triangle), the kernel's K(x, x), and the
+    /// blocks that evaluations and Label Solves compute with progress.
+    /// </summary>
+    private static void SupportGram(IKernel kernel, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        double Seconds(Func<Tensor> gram, out Tensor value)
+        {
+            var watch = Stopwatch.StartNew();
+            value = gram();
+            return watch.Elapsed.TotalSeconds;
+        }
+        long n = x.shape[0], reports = 0;
+        var full = Seconds(() => kernel.Compute(x, x), out var square);
+        var symmetric = Seconds(() => kernel.ComputeSymmetric(x), out var own);
+        var blocked = Seconds(() => GramMatrix.ComputeSymmetric(kernel, x, progress: _ => reports++), out var blocks);
+        var offDiagonal = ones(n, n, dtype: x.dtype).sub_(eye(n, dtype: x.dtype));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"support_gram n={n} pairs_full={n * n} pairs_upper={n * (n + 1) / 2} full_s={full:F1} symmetric_s={symmetric:F1} blocked_s={blocked:F1} reports={reports} " +
+            $"full_over_symmetric={full / symmetric:F2} full_over_blocked={full / blocked:F2} " +
+            $"max_diff_off_diagonal={square.sub(own).mul_(offDiagonal).abs_().max().item<double>():E1} max_diff_blocked={blocks.sub(own).abs_().max().item<double>():E1}"));
     }
 
     private static double Median(IEnumerable<double> values)

@@ -62,6 +62,7 @@ internal static class RunProgress
         {
             RunPhase.LabelSolve => ("label solve", "train images"),
             RunPhase.FeaturePoolSetup => ("feature pool set-up", "networks"),
+            RunPhase.SupportGram => ("support Gram", "image pairs"),
             _ => ("evaluation", "test images"),
         };
         return string.Create(CultureInfo.InvariantCulture, $"{what}: {p.Done}/{p.Total} {unit} ({p.Elapsed.TotalSeconds:F0} s)");
