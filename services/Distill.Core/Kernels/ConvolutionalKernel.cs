@@ -33,8 +33,8 @@ public sealed class ConvolutionalKernel : IKernel
     internal enum Layer { Conv, Relu, Pool }
 
     // Static Scalars are never finalized mid-call (see HeldScalars).
-    private static readonly Scalar Zero = 0, Two = 2, Half = 0.5, Quarter = 0.25, Third = 1.0 / 3, MinusOne = -1.0,
-        RelativeFloor = 1e-12, AbsoluteFloor = 1e-30, Pi = Math.PI, TwoPi = 2 * Math.PI;
+    private static readonly Scalar Zero = 0, Half = 0.5, Quarter = 0.25, Third = 1.0 / 3, Ninth = 1.0 / 9, MinusOne = -1.0,
+        RelativeFloor = 1e-12, AbsoluteFloor = 1e-30, Pi = Math.PI, TwoPi = 2 * Math.PI, MinusTwoPi = -2 * Math.PI;
 
     private readonly Layer[] _layers;
     private readonly Scalar _w2;
@@ -252,7 +252,8 @@ public sealed class ConvolutionalKernel : IKernel
             switch (layer)
             {
                 case Layer.Conv:
-                    var next = _layout.Conv(sigma, level).mul_(_w2).add_(_b2, One);
+                    // Only the input is already zero where a partner pixel is outside the image.
+                    var next = _layout.Conv(sigma, level, zeroOutside: ReferenceEquals(sigma, input)).mul_(_w2).add_(_b2, One);
                     if (ntk)
                         theta = theta is null ? next : next.add(_layout.Conv(theta, level), alpha: _w2);
                     sigma = next;
@@ -308,9 +309,10 @@ public sealed class ConvolutionalKernel : IKernel
     {
         var kSafe = samePixel is null ? k : k.masked_fill(samePixel, Zero);
         var s = products.addcmul_(kSafe, kSafe, value: MinusOne).clamp_min_(Zero).sqrt_();
-        var piMinusTheta = atan2(s, kSafe).neg_().add_(Pi, One);
-        var slope = derivative ? piMinusTheta.div(TwoPi) : null;
-        var expectation = piMinusTheta.mul_(kSafe).add_(s, One).div_(TwoPi);
+        var theta = atan2(s, kSafe);
+        // (s + (pi - theta) k) / 2pi and (pi - theta) / 2pi, in as few passes as the terms allow.
+        var slope = derivative ? theta.div(MinusTwoPi).add_(Half, One) : null;
+        var expectation = s.add_(kSafe, Pi).addcmul_(theta, kSafe, value: MinusOne).div_(TwoPi);
         if (samePixel is not null)
         {
             expectation = where(samePixel, halfVariance!.expand_as(expectation), expectation);
@@ -327,7 +329,8 @@ public sealed class ConvolutionalKernel : IKernel
         Tensor Input(Tensor images1, Tensor images2);
         /// <summary>K0 of each image with itself.</summary>
         Tensor SelfInput(Tensor images);
-        Tensor Conv(Tensor t, int level);
+        /// <param name="zeroOutside">entries whose partner pixel is outside the image are already zero.</param>
+        Tensor Conv(Tensor t, int level, bool zeroOutside = false);
         Tensor Pool(Tensor t, int level);
         /// <summary>Same-pixel entries, [pairs, H, W].</summary>
         Tensor Diagonal(Tensor t, int level);
@@ -361,7 +364,7 @@ public sealed class ConvolutionalKernel : IKernel
 
         // (A K)[p, p'] = (1/9) sum over delta of K[p + delta, p' + delta], zero outside: separably a
         // 3x3 convolution of each (i, i') and (j, j') plane with diag(1/3), zero padding 1.
-        public Tensor Conv(Tensor t, int level)
+        public Tensor Conv(Tensor t, int level, bool zeroOutside = false)
         {
             using var filter = eye(3, dtype: t.dtype, device: t.device).mul_(Third).reshape(1, 1, 3, 3);
             return Planes(t, plane => nn.functional.conv2d(plane, filter, padding: [1, 1]));
@@ -487,14 +490,14 @@ public sealed class ConvolutionalKernel : IKernel
 
         // Offsets are preserved by the diagonal shift, so A is a zero-padded 3-tap mean along i and
         // along j; entries whose partner pixel is outside the image read as zero.
-        public Tensor Conv(Tensor t, int level)
+        public Tensor Conv(Tensor t, int level, bool zeroOutside = false)
         {
-            var masked = t.mul(Valid(level, t.dtype, t.device));
-            return BoxMean(BoxMean(masked, 1), 3);
+            var masked = zeroOutside ? t : t.mul(Valid(level, t.dtype, t.device));
+            return BoxSum(BoxSum(masked, 1), 3).mul_(Ninth);
         }
 
-        // out[i] = (t[i - 1] + t[i] + t[i + 1]) / 3 along dim, zero beyond the ends.
-        private static Tensor BoxMean(Tensor t, long dim)
+        // out[i] = t[i - 1] + t[i] + t[i + 1] along dim, zero beyond the ends.
+        private static Tensor BoxSum(Tensor t, long dim)
         {
             long n = t.shape[dim];
             var sum = t.clone();
@@ -503,7 +506,7 @@ public sealed class ConvolutionalKernel : IKernel
                 sum.narrow(dim, 1, n - 1).add_(t.narrow(dim, 0, n - 1), One);
                 sum.narrow(dim, 0, n - 1).add_(t.narrow(dim, 1, n - 1), One);
             }
-            return sum.mul_(Third);
+            return sum;
         }
 
         // Pooled[I, D] = 1/4 sum over a, b in {0, 1} of K[2I + a, offset 2D + b - a], per axis.
@@ -528,20 +531,18 @@ public sealed class ConvolutionalKernel : IKernel
             var rows = t.narrow(dim, 0, 2 * coarse);
             var split = rows.shape.Take(dim).Append(coarse).Append(2).Concat(rows.shape.Skip(dim + 1)).ToArray();
             rows = rows.reshape(split);
-            Tensor? sum = null;
+            var terms = new List<Tensor>(4);
             for (int a = 0; a <= 1; a++)
             {
                 var row = rows.select(dim + 1, a);
                 for (int b = 0; b <= 1; b++)
                 {
-                    // Fine offset index 2D + b - a + needed for D = -coarseBand..coarseBand.
-                    using Scalar first = b - a + 1, last = b - a + 1 + 2 * (2 * coarseBand + 1) - 1;
-                    var index = arange(first, last, Two, dtype: ScalarType.Int64, device: t.device);
-                    var term = row.index_select(dim + 1, index);
-                    sum = sum is null ? term : sum.add_(term, One);
+                    // Fine offset index 2D + b - a + needed for D = -coarseBand..coarseBand: a strided view, not a copy.
+                    long first = b - a + 1;
+                    terms.Add(row.slice(dim + 1, first, first + 2 * (2 * coarseBand + 1) - 1, 2));
                 }
             }
-            return sum!.mul_(Quarter);
+            return terms[0].add(terms[1], One).add_(terms[2], One).add_(terms[3], One).mul_(Quarter);
         }
 
         public Tensor Diagonal(Tensor t, int level) => t.select(4, _bandW[level]).select(2, _bandH[level]);

@@ -171,6 +171,22 @@ public class ConvolutionalKernelTests : TensorLeakCheck
                 $"{what}[{picked[c]}]: finite difference {numeric[c]:E6}, gradient {analytic[picked[c]]:E6}");
     }
 
+    [Theory]
+    [InlineData(KernelArchitecture.ConvNet3, KernelKind.Nngp, KernelReadout.Flatten)]
+    [InlineData(KernelArchitecture.ConvNet, KernelKind.Ntk, KernelReadout.Flatten)]
+    [InlineData(KernelArchitecture.Myrtle5, KernelKind.Ntk, KernelReadout.GlobalAveragePool)]
+    public void Compute_WithoutAutograd_EqualsTheAutogradFormulation(KernelArchitecture architecture, KernelKind kind, KernelReadout readout)
+    {
+        // Inputs that need no gradient take the in-place ReLU step (fewer passes over memory);
+        // inputs that do take the autograd-safe one. Both must give the same kernel.
+        var kernel = new ConvolutionalKernel(Spec(architecture, kind, 2, 8, readout));
+        var x1 = Images(3, 2, 8, 8, 7);
+        var x2 = Images(2, 2, 8, 8, 8);
+        var inference = kernel.Compute(x1, x2);
+        var autograd = kernel.Compute(x1.detach().requires_grad_(true), x2).detach();
+        TensorAssert.Close(autograd, inference, 1e-12, "in-place ReLU step vs autograd ReLU step");
+    }
+
     [Fact]
     public void Compute_AutogradThroughCompute_MatchesForwardBackward()
     {
