@@ -58,7 +58,7 @@ public class LimitsTests
     {
         await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["Server:MaxMessageBytes"] = "16384" });
         var info = await UploadAsync(server.Client, Random(2000, 8, 1), Random(10, 8, 2), classes: 2, chunkRows: 100);
-        using var counter = new ElementCounter();
+        using var counter = new ElementCounter(server);
         using var cancel = new CancellationTokenSource();
         // 16 KiB messages hold 17 rows of 100 float64 entries: about 118 blocks if run to the end.
         using var call = server.Client.ComputeGram(new ComputeGramRequest { X1 = Rows(info.Name, 0, 2000), X2 = Inline(Random(100, 8, 3)) }, cancellationToken: cancel.Token);
@@ -98,7 +98,7 @@ public class LimitsTests
         var support = Random(supportRows, 4, 3).ToMessage();
         using var cancel = new CancellationTokenSource();
         long firstBlock = 0;
-        using var counter = new ElementCounter(onElements: (counted, elements) =>
+        using var counter = new ElementCounter(server, onElements: (counted, elements) =>
         {
             if (counted != method) return;
             Interlocked.CompareExchange(ref firstBlock, elements, 0);
@@ -159,7 +159,7 @@ public class LimitsTests
     {
         await using var server = await LoopbackKernelServer.StartAsync(new Dictionary<string, string?> { ["Server:MaxMessageBytes"] = "16384" });
         var info = await UploadAsync(server.Client, Random(2000, 8, 1), Random(10, 8, 2), classes: 2, chunkRows: 100);
-        using var counter = new ElementCounter();
+        using var counter = new ElementCounter(server);
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
         {
             // The client reads one block, then nothing until the server has given up: about 118
@@ -183,8 +183,10 @@ public class LimitsTests
     }
 
     /// <summary>
-    /// Reads the service's metrics as an OpenTelemetry exporter would: the "elements
-    /// computed" counter, and each call's end (recorded when its handler has returned).
+    /// Reads one server's metrics as an OpenTelemetry exporter would: the "elements computed"
+    /// counter, and each call's end (recorded when its handler has returned). Only that server's:
+    /// a listener hears every meter of the process, and other test classes run servers at the
+    /// same time (the fuzzer's cancelled ComputeGram once ended a deadline test's wait).
     /// </summary>
     internal sealed class ElementCounter : IDisposable
     {
@@ -194,12 +196,15 @@ public class LimitsTests
         private long _elements;
 
         /// <param name="onElements">Hears the method and size of each count, on the thread that computed it.</param>
-        public ElementCounter(Action<string, long>? onElements = null)
+        public ElementCounter(LoopbackKernelServer server, Action<string, long>? onElements = null)
         {
             _onElements = onElements;
+            // A meter made by a host's IMeterFactory has that factory as its scope.
+            var meters = server.App.Services.GetRequiredService<IMeterFactory>();
             _listener.InstrumentPublished = (instrument, listener) =>
             {
-                if (instrument.Meter.Name == KernelServiceMetrics.MeterName && instrument.Name is "distill.kernel.elements" or "distill.kernel.requests")
+                if (instrument.Meter.Scope == meters && instrument.Meter.Name == KernelServiceMetrics.MeterName
+                    && instrument.Name is "distill.kernel.elements" or "distill.kernel.requests")
                     listener.EnableMeasurementEvents(instrument);
             };
             _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
