@@ -30,8 +30,7 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
         {
             throw;
         }
-        // A client that goes away mid-stream surfaces as an aborted read: its cancellation, not a server fault.
-        catch (Exception e) when (e is OperationCanceledException or IOException && context.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (IsClientCancellation(e, context))
         {
             var expired = context.Deadline <= DateTime.UtcNow;
             throw new RpcException(new Grpc.Core.Status(expired ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
@@ -42,6 +41,30 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
             throw ToRpcException(e, context);
         }
     }
+
+    // A client that goes away mid-stream surfaces as an aborted read: its cancellation, not a server fault.
+    private static bool IsClientCancellation(Exception e, ServerCallContext context) =>
+        e is OperationCanceledException or IOException && context.CancellationToken.IsCancellationRequested;
+
+    /// <summary>
+    /// The status code a call that threw <paramref name="e"/> ends with, for interceptors that
+    /// run inside this one and record outcomes (metrics) before the exception is translated.
+    /// </summary>
+    public static StatusCode StatusOf(Exception e, ServerCallContext context) => e switch
+    {
+        RpcException rpc => rpc.StatusCode,
+        _ when IsClientCancellation(e, context) => context.Deadline <= DateTime.UtcNow ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
+        InvalidFieldException => StatusCode.InvalidArgument,
+        ResourceNotFoundException => StatusCode.NotFound,
+        LimitExceededException => StatusCode.ResourceExhausted,
+        StateConflictException conflict => conflict.AlreadyExists ? StatusCode.AlreadyExists : StatusCode.FailedPrecondition,
+        DatasetFormatException => StatusCode.FailedPrecondition,
+        _ when IsOutOfMemory(e) => StatusCode.ResourceExhausted,
+        _ => StatusCode.Internal,
+    };
+
+    private static bool IsOutOfMemory(Exception e) =>
+        e is OutOfMemoryException || e is System.Runtime.InteropServices.ExternalException && e.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase);
 
     private RpcException ToRpcException(Exception e, ServerCallContext context)
     {
@@ -68,8 +91,7 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
                 var message = $"{Path.GetFileName(format.FilePath)}: {format.Problem}";
                 return Error(Code.FailedPrecondition, message, ErrorReasons.DatasetUnreadable,
                     new PreconditionFailure { Violations = { new PreconditionFailure.Types.Violation { Type = ErrorReasons.DatasetUnreadable, Subject = Path.GetFileName(format.FilePath), Description = format.Problem } } });
-            case OutOfMemoryException:
-            case System.Runtime.InteropServices.ExternalException when e.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase):
+            case Exception when IsOutOfMemory(e):
                 logger.LogWarning(e, "Out of memory in {Method}", context.Method);
                 return Error(Code.ResourceExhausted, "the server ran out of memory for this request; send smaller blocks", ErrorReasons.RequestTooLarge,
                     new QuotaFailure { Violations = { new QuotaFailure.Types.Violation { Subject = "memory", Description = "the server's free memory" } } });

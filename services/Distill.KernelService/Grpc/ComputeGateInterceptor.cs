@@ -66,13 +66,7 @@ public sealed class ComputeGateInterceptor : CallInterceptor
         catch (Exception e)
         {
             // The status mapping runs outside this interceptor, so name the outcome as it will.
-            status = e switch
-            {
-                RpcException rpc => rpc.StatusCode.ToString(),
-                _ when context.CancellationToken.IsCancellationRequested =>
-                    context.Deadline <= DateTime.UtcNow ? nameof(StatusCode.DeadlineExceeded) : nameof(StatusCode.Cancelled),
-                _ => e.GetType().Name,
-            };
+            status = ExceptionStatusInterceptor.StatusOf(e, context).ToString();
             throw;
         }
         finally
