@@ -45,6 +45,7 @@ public class LifecyclePropertyTests
         {
             if (round is null)
             {
+                watchers.Note("restart");
                 await cluster.StopDistillerAsync();
                 await watchers.EndAsync();
                 await cluster.StartDistillerAsync();
@@ -95,6 +96,7 @@ public class LifecyclePropertyTests
                     spec.EvaluateEvery = 0;
                     var run = await client.StartRunAsync(new StartRunRequest { Spec = spec });
                     names[op.Run] = run.Name;
+                    watchers.Note($"{run.Name}: started as run {op.Run}");
                     watchers.Watch(run.Name);
                     break;
                 case Kind.Cancel when name is not null:
@@ -115,10 +117,12 @@ public class LifecyclePropertyTests
                         Assert.Equal(before.State, (await client.GetRunAsync(new GetRunRequest { Name = name })).State);
                     break;
             }
+            if (name is not null && op.Kind != Kind.Start) watchers.Note($"{name}: {op} done");
         }
         catch (RpcException e) when (e.StatusCode is StatusCode.FailedPrecondition or StatusCode.NotFound)
         {
             // Not allowed in the run's state now, or deleted meanwhile: refused, as it should be.
+            watchers.Note($"{name}: {op} refused ({e.StatusCode})");
         }
     }
 
@@ -131,6 +135,11 @@ public class LifecyclePropertyTests
         private readonly List<(Task Task, CancellationTokenSource Stop)> _running = [];
         private readonly Lock _lock = new();
         private readonly SemaphoreSlim _arrived = new(0);
+        // How each watch began and ended, in order: a failed assertion prints it.
+        private readonly ConcurrentQueue<string> _log = new();
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+        public void Note(string what) => _log.Enqueue($"{_clock.Elapsed.TotalSeconds:F3}s {what}");
 
         public void Watch(string name)
         {
@@ -139,8 +148,10 @@ public class LifecyclePropertyTests
             long after;
             lock (seen) after = seen.Count == 0 ? 0 : seen[^1];
             var client = cluster.Client;
+            Note($"{name}: watch after {after}");
             var task = Task.Run(async () =>
             {
+                var ending = "stream ended";
                 try
                 {
                     using var call = client.WatchRun(new WatchRunRequest { Name = name, AfterSequence = after, Follow = true }, cancellationToken: stop.Token);
@@ -153,15 +164,22 @@ public class LifecyclePropertyTests
                 catch (RpcException e) when (e.StatusCode is StatusCode.Cancelled or StatusCode.Unavailable or StatusCode.NotFound or StatusCode.Internal or StatusCode.Unknown)
                 {
                     // The watcher left, the host stopped under it, or the run was deleted first.
+                    ending = $"{e.StatusCode}: {e.Status.Detail}";
                 }
                 catch (OperationCanceledException)
                 {
+                    ending = "left";
                 }
+                lock (seen) Note($"{name}: watch after {after} ended ({ending}); seen {string.Join(",", seen)}");
             });
             lock (_lock) _running.Add((task, stop));
         }
 
-        public void Deleted(string name) => _deleted[name] = 0;
+        public void Deleted(string name)
+        {
+            _deleted[name] = 0;
+            Note($"{name}: deleted");
+        }
 
         public void Reconnect()
         {
@@ -203,9 +221,11 @@ public class LifecyclePropertyTests
                 lock (seen)
                 {
                     // Gapless from the first, increasing, no duplicates, across reconnects.
-                    Assert.Equal(Enumerable.Range(1, seen.Count).Select(i => (long)i), seen);
-                    if (_expected.TryGetValue(name, out var history))
-                        Assert.Equal(history.Select(e => e.Sequence), seen);
+                    var expected = _expected.TryGetValue(name, out var history)
+                        ? history.Select(e => e.Sequence).ToList()
+                        : Enumerable.Range(1, seen.Count).Select(i => (long)i).ToList();
+                    Assert.True(expected.SequenceEqual(seen),
+                        $"{name} was seen as [{string.Join(",", seen)}], expected [{string.Join(",", expected)}]; the watches:\n{string.Join("\n", _log)}");
                 }
             }
         }
