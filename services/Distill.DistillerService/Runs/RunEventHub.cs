@@ -8,15 +8,18 @@ namespace Distill.DistillerService.Runs;
 /// Live events per run for the watchers connected now; history comes from the
 /// <see cref="RunStore"/>. Only <see cref="RunEventRecorder"/> publishes, in sequence order.
 /// </summary>
-public sealed class RunEventHub
+/// <param name="liveCapacity">Live events a watcher's queue holds before it drops the oldest.</param>
+public sealed class RunEventHub(int liveCapacity = RunEventHub.DefaultLiveCapacity)
 {
+    public const int DefaultLiveCapacity = 10_000;
+
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Channel<RunEvent>, byte>> _watchers = new();
 
     public IDisposable Subscribe(string runId, out ChannelReader<RunEvent> reader)
     {
         // A watcher that falls far behind loses the oldest live events; it sees the jump in
         // sequence numbers and reads the gap from the store.
-        var channel = Channel.CreateBounded<RunEvent>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest });
+        var channel = Channel.CreateBounded<RunEvent>(new BoundedChannelOptions(liveCapacity) { FullMode = BoundedChannelFullMode.DropOldest });
         var set = _watchers.GetOrAdd(runId, _ => new());
         set[channel] = 0;
         reader = channel.Reader;

@@ -9,7 +9,7 @@ namespace Distill.DistillerService.Runs;
 /// events already sent, and reads from the store any it missed (a jump in sequence).
 /// Without follow it ends after a terminal StateChanged that is the run's latest event
 /// while the run is in that state; with follow it ends when the run is deleted or the
-/// watcher leaves.
+/// watcher leaves. A deletion may cut a watch short, never leave a gap in it.
 /// </summary>
 public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventHub hub)
 {
@@ -40,6 +40,9 @@ public sealed class RunWatcher(RunLifecycle lifecycle, RunStore store, RunEventH
                     last = missed.Sequence;
                     if (Ends(id, missed, follow)) yield break;
                 }
+                // Not in the store either: the run was deleted meanwhile (between the subscription
+                // and the history, or while its events waited unread), and its deletion ends the watch.
+                if (next.Sequence > last + 1) yield break;
             }
             yield return next;
             last = next.Sequence;
