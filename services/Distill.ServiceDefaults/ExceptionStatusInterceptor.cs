@@ -68,36 +68,38 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
 
     private RpcException ToRpcException(Exception e, ServerCallContext context)
     {
+        // Google.Rpc.Code numbers the codes as Grpc.Core.StatusCode does.
+        var code = (Code)StatusOf(e, context);
         switch (e)
         {
             case InvalidFieldException field:
-                return Error(Code.InvalidArgument, field.Message, ErrorReasons.InvalidField, new BadRequest
+                return Error(code, field.Message, ErrorReasons.InvalidField, new BadRequest
                 {
                     FieldViolations = { new BadRequest.Types.FieldViolation { Field = field.Field, Description = field.Description } },
                 });
             case ResourceNotFoundException missing:
-                return Error(Code.NotFound, missing.Message, missing.Reason,
+                return Error(code, missing.Message, missing.Reason,
                     new ResourceInfo { ResourceType = missing.ResourceType, ResourceName = missing.ResourceName, Description = missing.Message });
             case LimitExceededException limit:
                 var quota = new QuotaFailure { Violations = { new QuotaFailure.Types.Violation { Subject = limit.Subject, Description = limit.Message } } };
                 return limit.RetryAfter is { } delay
-                    ? Error(Code.ResourceExhausted, limit.Message, limit.Reason, quota, new RetryInfo { RetryDelay = Duration.FromTimeSpan(delay) })
-                    : Error(Code.ResourceExhausted, limit.Message, limit.Reason, quota);
+                    ? Error(code, limit.Message, limit.Reason, quota, new RetryInfo { RetryDelay = Duration.FromTimeSpan(delay) })
+                    : Error(code, limit.Message, limit.Reason, quota);
             case StateConflictException conflict:
-                return Error(conflict.AlreadyExists ? Code.AlreadyExists : Code.FailedPrecondition, conflict.Message, conflict.Reason,
+                return Error(code, conflict.Message, conflict.Reason,
                     new PreconditionFailure { Violations = { new PreconditionFailure.Types.Violation { Type = conflict.Reason, Subject = conflict.Subject, Description = conflict.Message } } });
             case DatasetFormatException format:
                 // The problem, not the server's path to the file.
                 var message = $"{Path.GetFileName(format.FilePath)}: {format.Problem}";
-                return Error(Code.FailedPrecondition, message, ErrorReasons.DatasetUnreadable,
+                return Error(code, message, ErrorReasons.DatasetUnreadable,
                     new PreconditionFailure { Violations = { new PreconditionFailure.Types.Violation { Type = ErrorReasons.DatasetUnreadable, Subject = Path.GetFileName(format.FilePath), Description = format.Problem } } });
             case Exception when IsOutOfMemory(e):
                 logger.LogWarning(e, "Out of memory in {Method}", context.Method);
-                return Error(Code.ResourceExhausted, "the server ran out of memory for this request; send smaller blocks", ErrorReasons.RequestTooLarge,
+                return Error(code, "the server ran out of memory for this request; send smaller blocks", ErrorReasons.RequestTooLarge,
                     new QuotaFailure { Violations = { new QuotaFailure.Types.Violation { Subject = "memory", Description = "the server's free memory" } } });
             default:
                 logger.LogError(e, "Unhandled error in {Method}", context.Method);
-                return Error(Code.Internal, environment.IsDevelopment() ? e.ToString() : "internal error; see the server log", ErrorReasons.Internal);
+                return Error(code, environment.IsDevelopment() ? e.ToString() : "internal error; see the server log", ErrorReasons.Internal);
         }
     }
 
