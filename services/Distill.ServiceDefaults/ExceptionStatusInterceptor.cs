@@ -32,9 +32,9 @@ public sealed class ExceptionStatusInterceptor(ILogger<ExceptionStatusIntercepto
         }
         catch (Exception e) when (IsClientCancellation(e, context))
         {
-            var expired = context.Deadline <= DateTime.UtcNow;
-            throw new RpcException(new Grpc.Core.Status(expired ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
-                expired ? "deadline exceeded; work stopped" : "call cancelled; work stopped"));
+            var code = StatusOf(e, context);
+            throw new RpcException(new Grpc.Core.Status(code,
+                code == StatusCode.DeadlineExceeded ? "deadline exceeded; work stopped" : "call cancelled; work stopped"));
         }
         catch (Exception e)
         {

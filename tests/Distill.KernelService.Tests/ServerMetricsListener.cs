@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Threading.Channels;
 using Distill.KernelService.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -14,7 +15,7 @@ internal sealed class ServerMetricsListener : IDisposable
 {
     private readonly MeterListener _listener = new();
     private readonly Action<string, long>? _onElements;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource<string>> _ended = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Channel<string>> _ended = new();
     private long _elements;
 
     /// <param name="onElements">Hears the method and size of each count, on the thread that computed it.</param>
@@ -43,18 +44,21 @@ internal sealed class ServerMetricsListener : IDisposable
                 if (method is not null) _onElements?.Invoke(method, value);
                 return;
             }
-            if (method is not null) Ended(method).TrySetResult(status ?? "");
+            if (method is not null) Ended(method).Writer.TryWrite(status ?? "");
         });
         _listener.Start();
     }
 
     public long Elements => Interlocked.Read(ref _elements);
 
-    /// <summary>The status of the first call of <paramref name="method"/> to end after this counter started.</summary>
-    public async Task<string> CallEnded(string method) => await Ended(method).Task.WaitAsync(TimeSpan.FromSeconds(60));
+    /// <summary>
+    /// The status of the next call of <paramref name="method"/> to end since this listener
+    /// started: the first call's at the first read, the second's at the second.
+    /// </summary>
+    public async Task<string> CallEnded(string method) =>
+        await Ended(method).Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60));
 
-    private TaskCompletionSource<string> Ended(string method) =>
-        _ended.GetOrAdd(method, _ => new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously));
+    private Channel<string> Ended(string method) => _ended.GetOrAdd(method, _ => Channel.CreateUnbounded<string>());
 
     public void Dispose() => _listener.Dispose();
 }
