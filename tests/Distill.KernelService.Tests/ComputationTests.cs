@@ -267,6 +267,15 @@ public class ComputationTests
         TensorAssert.Close(kts.t().matmul(Labels(40, 3).narrow(0, 5, 30)), result.Projected.ToTorch(), 1e-10, "projected");
         TensorAssert.Close(Ntk.ComputeSymmetric(support), result.SupportGram.ToTorch(), 1e-10, "support gram");
 
+        // A shard that omits K_ss reports the target rows only and returns the same sums.
+        shard.OmitSupportGram = true;
+        using var omitting = server.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = 8 });
+        var omitted = await omitting.ResponseStream.ReadAllAsync().ToListAsync();
+        Assert.Equal([(8L, 30L), (16L, 30L), (24L, 30L), (30L, 30L)], omitted.SkipLast(1).Select(u => (u.Progress.RowsDone, u.Progress.TotalRows)));
+        Assert.Null(omitted[^1].Result.SupportGram);
+        Assert.Equal(result.Normal, omitted[^1].Result.Normal);
+        Assert.Equal(result.Projected, omitted[^1].Result.Projected);
+
         await RefusedNamingAsync(() => server.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { BlockRows = 8 }), "shard");
         await RefusedNamingAsync(() => server.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = -1 }), "block_rows");
     }

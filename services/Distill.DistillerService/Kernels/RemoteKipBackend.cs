@@ -154,6 +154,8 @@ public sealed class RemoteKipBackend(
             {
                 Kernel = _kernel, Support = support,
                 Targets = new DatasetRows { Dataset = name, Split = Split.Train, Ranges = { new IndexRange { Start = chunk.Start, Count = chunk.Count } } },
+                // K_ss is the same for every chunk: the first one's is used.
+                OmitSupportGram = chunk.Start > 0,
             };
             return ProgressStream.ReadToResultAsync(
                 endpoint.Client.StreamLabelSolveShard(new StreamLabelSolveShardRequest { Shard = shard, BlockRows = BlockRows(chunk.Count) }, options),
@@ -171,8 +173,9 @@ public sealed class RemoteKipBackend(
     /// Rows of an evaluation or a Label Solve handed out in chunks, each to the next service
     /// that finishes one, so that every service works and progress comes at least chunk by
     /// chunk (a call may report its rows done within the chunk too); the results are in chunk
-    /// order. Each chunk recomputes the support's own Gram matrix, so it holds at least ten
-    /// rows per support image (a few per cent more work); the first chunk's Gram progress is
+    /// order. Each chunk of an evaluation recomputes the support's own Gram matrix for its
+    /// solve, so it holds at least ten rows per support image (a few per cent more work); a
+    /// Label Solve asks the first chunk alone for it. The first chunk's Gram progress is
     /// reported as the support Gram's.
     /// </summary>
     private async Task<T[]> OverChunksAsync<T>(long rows, long supportRows, long minimumRows,

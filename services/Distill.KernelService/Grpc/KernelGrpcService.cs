@@ -437,11 +437,10 @@ public sealed partial class KernelGrpcService(
             var counted = CountBlocks(method, support.shape[0]) + progress;
             var (normal, projected) = LabelSolver.Accumulate(kernel.Kernel, support, targets.Split.Features.index_select(0, targets.Index),
                 targets.Split.Targets.index_select(0, targets.Index), BoundedBlockRows(blockRows, targets.Count), counted, context.CancellationToken);
-            var supportGram = GramMatrix.ComputeSymmetric(kernel.Kernel, support, progress: counted, cancellation: context.CancellationToken);
-            return new LabelSolveShardResponse
-            {
-                Normal = normal.ToMessage(), Projected = projected.ToMessage(), SupportGram = supportGram.ToMessage(),
-            };
+            var response = new LabelSolveShardResponse { Normal = normal.ToMessage(), Projected = projected.ToMessage() };
+            if (!request.OmitSupportGram)
+                response.SupportGram = GramMatrix.ComputeSymmetric(kernel.Kernel, support, progress: counted, cancellation: context.CancellationToken).ToMessage();
+            return response;
         }, context.CancellationToken);
     }
 
