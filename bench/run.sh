@@ -32,6 +32,7 @@ cases=(
   "cifar10-conv-10ipc|cifar10pool|--ipc 10 --zca --feature-pool 128 --feature-buffer-mb 6000 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.003 --steps 800 --validate-every 50 --held-out-networks 8 --test-subset 2000 --threads 2 --mirror|0.62"
   "mnist-conv-1ipc|mnistpool|--ipc 1 --architecture convnet3 --feature-pool 64 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.01 --steps 2000 --validate-every 100 --held-out-networks 8 --test-subset 0 --threads 2|"
   "mnist-conv-10ipc|mnistpool|--ipc 10 --architecture convnet3 --feature-pool 128 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.01 --steps 800 --validate-every 50 --held-out-networks 8 --test-subset 2000 --threads 2|"
+  "mnist-conv-50ipc|mnistpool|--ipc 50 --architecture convnet3 --feature-pool 128 --pool-sample 16 --rf-width 64 --pool-targets 10000 --target-batch 2000 --lr 0.01 --steps 400 --validate-every 50 --held-out-networks 8 --test-subset 1000 --threads 2|"
   "cifar10-ls-conv-1ipc|cifar10own|--method ls --ipc 1 --zca --architecture convnet3 --kernel nngp --max-train 10000 --eval-every 0 --threads 2|"
   "step-fc-10|none|step-benchmark --support 10 --steps 200|"
   "step-fc-100|none|step-benchmark --support 100 --steps 200|"
