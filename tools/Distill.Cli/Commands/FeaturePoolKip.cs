@@ -19,14 +19,11 @@ internal static class FeaturePoolKip
         var options = settings.ToPoolOptions(data);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(options.FreshNetworks ? $"{options.PoolSample} fresh networks per step" : $"pool of {options.PoolSize} networks, {options.PoolSample} sampled per step")}, width {options.Width}, {options.HeldOutNetworks} held-out networks; kernel estimated: {options.Kernel}"));
-        using var interrupt = new CancellationTokenSource();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, interrupt.Token);
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; interrupt.Cancel(); };
-        Console.CancelKeyPress += onCancel;
+        using var signals = new InterruptSignals(cancellation);
         try
         {
             var start = total.Elapsed.TotalSeconds;
-            var s = FeaturePoolRun.Execute(data, options, settings.Output, settings.TestSubset, line => Console.WriteLine(line), linked.Token, settings.Resume);
+            var s = FeaturePoolRun.Execute(data, options, settings.Output, settings.TestSubset, line => Console.WriteLine(line), signals.Token, settings.Resume);
             var seconds = total.Elapsed.TotalSeconds - start;
             var subset = s.TestSubset < data.TestLabels.Length ? $" (a fixed class-balanced subset of {data.TestLabels.Length})" : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -40,10 +37,6 @@ internal static class FeaturePoolKip
         {
             AnsiConsole.MarkupLine($"[yellow]Interrupted.[/] Progress is saved; continue with [bold]--resume --out {Markup.Escape(settings.Output)}[/] (the pool's features are computed again first).");
             return 130;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 }

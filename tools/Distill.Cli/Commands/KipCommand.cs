@@ -177,14 +177,11 @@ public sealed class KipCommand : Command<KipSettings>
         var wall = Stopwatch.StartNew();
         using var data = DatasetLoading.Load(settings, settings.ToOptions().Method == DistillationMethod.Kip ? "KIP" : "Label Solve");
         var options = settings.ToOptions(data);
-        using var interrupt = new CancellationTokenSource();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, interrupt.Token);
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; interrupt.Cancel(); };
-        Console.CancelKeyPress += onCancel;
+        using var signals = new InterruptSignals(cancellation);
         try
         {
             var summary = RunProgress.Run(options, (report, token) =>
-                LocalRun.Execute(data, options, settings.Output, settings.Resume, report, token), linked.Token);
+                LocalRun.Execute(data, options, settings.Output, settings.Resume, report, token), signals.Token);
             PrintSummary(summary, wall.Elapsed);
             return 0;
         }
@@ -192,10 +189,6 @@ public sealed class KipCommand : Command<KipSettings>
         {
             AnsiConsole.MarkupLine($"[yellow]Interrupted.[/] Progress is saved; continue with [bold]--resume --out {Markup.Escape(settings.Output)}[/].");
             return 130;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 
