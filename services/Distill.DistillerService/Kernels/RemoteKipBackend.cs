@@ -174,9 +174,10 @@ public sealed class RemoteKipBackend(
     /// that finishes one, so that every service works and progress comes at least chunk by
     /// chunk (a call may report its rows done within the chunk too); the results are in chunk
     /// order. Each chunk of an evaluation recomputes the support's own Gram matrix for its
-    /// solve, so it holds at least ten rows per support image (a few per cent more work); a
-    /// Label Solve asks the first chunk alone for it. The first chunk's Gram progress is
-    /// reported as the support Gram's.
+    /// solve, so it holds at least ten rows per support image (a few per cent more work). A
+    /// Label Solve asks the first chunk alone for it and keeps the same floor, for another
+    /// reason: each chunk answers with an n_s x n_s matrix, which stays small beside its rows.
+    /// The first chunk's Gram progress is reported as the support Gram's.
     /// </summary>
     private async Task<T[]> OverChunksAsync<T>(long rows, long supportRows, long minimumRows,
         Func<KernelEndpoint, string, CallOptions, (int Start, int Count), Action<RowsDone>, Task<T>> call, Action<RowsDone>? progress,
