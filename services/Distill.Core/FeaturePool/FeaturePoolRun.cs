@@ -48,7 +48,7 @@ public sealed record FeaturePoolRunSettings
     public int TestSubset { get; init; }
     /// <summary>Continue from the newest good checkpoint in the output folder, when there is one.</summary>
     public bool Resume { get; init; }
-    /// <summary>Steps between checkpoints (0: a twentieth of the run); each validation writes one too.</summary>
+    /// <summary>Steps between checkpoints (0: a twentieth of the run); each validation writes one too, and a fresh run one after its baseline.</summary>
     public long CheckpointEvery { get; init; }
     /// <summary>Also score the support under the held-out networks on the test images (baseline and end).</summary>
     public bool HeldOutTest { get; init; } = true;
@@ -187,6 +187,8 @@ public static class FeaturePoolRun
             checkpoint.Save(path, Path.Combine(outputDirectory, CheckpointFiles.Previous));
             report?.Invoke(new CheckpointWritten(distiller.Step, path, Snapshot()));
         }
+        // The baseline's exact evaluation can take an hour: a run that dies before its first periodic checkpoint keeps it.
+        if (saved is null) Checkpoint();
         long every = settings.CheckpointEvery > 0 ? settings.CheckpointEvery : Math.Max(1, options.Steps / 20);
         long stepsBefore = distiller.Step;
         try

@@ -4,6 +4,7 @@ using Distill.Core.FeaturePool;
 using Distill.Core.Kernels;
 using Distill.Core.Preprocessing;
 using Distill.Core.Regression;
+using Distill.Core.Runs;
 using Distill.Core.Tests.Kernels;
 using TorchSharp;
 using static Distill.Core.Runtime.HeldScalars;
@@ -274,6 +275,37 @@ public class FeaturePoolTests : TensorLeakCheck
         {
             foreach (var folder in new[] { straight, resumed })
                 if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Run_DyingBeforeItsFirstPeriodicCheckpoint_ResumesWithoutRedoingTheBaseline()
+    {
+        using var data = Tiny();
+        var folder = Path.Combine(Path.GetTempPath(), $"distill-pool-{Guid.NewGuid():N}");
+        try
+        {
+            var options = Options(data) with { Steps = 6, ValidateEvery = 0, HeldOutNetworks = 2, ValidationPerClass = 5, LearningRate = 0.05 };
+            // A failure that is not a cancellation writes no checkpoint, as a killed process would not.
+            var lines = new List<string>();
+            var dying = new FeaturePoolRunSettings
+            {
+                TestSubset = 20, CheckpointEvery = 100,
+                Report = e => { if (e is StepCompleted { Step: 2 }) throw new InvalidOperationException("killed"); },
+            };
+            await Assert.ThrowsAsync<InvalidOperationException>(() => FeaturePoolRun.ExecuteAsync(data, options, folder, dying, lines.Add));
+            var baseline = Assert.Single(lines, l => l.StartsWith("baseline", StringComparison.Ordinal));
+
+            var resumedLines = new List<string>();
+            var summary = FeaturePoolRun.Execute(data, options, folder, testSubset: 20, resumedLines.Add, resume: true);
+            Assert.Contains(resumedLines, l => l.StartsWith("resumed from step 0", StringComparison.Ordinal));
+            Assert.DoesNotContain(resumedLines, l => l.StartsWith("baseline", StringComparison.Ordinal));
+            Assert.Contains(summary.Baseline.ExactAccuracy.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), baseline);
+            Assert.Equal(6, summary.Steps);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
     }
 
