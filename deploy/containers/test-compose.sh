@@ -79,6 +79,15 @@ remove_images() {
   [ "${1:-}" = --dangling ] && all=
   podman image prune -f $all --filter "label=$build_label" >/dev/null 2>&1 || true
 }
+# The project's containers, network and volume; also run before starting, since a run that was
+# killed (its machine stopped, say) never reached its teardown and left the names taken.
+remove_containers() {
+  "${compose[@]}" down -v >/dev/null 2>&1 || true
+  podman rm -f $(podman ps -aq --filter "label=io.podman.compose.project=$project") >/dev/null 2>&1 || true
+  podman rm -f "$project-dashboard" >/dev/null 2>&1 || true
+  podman network rm -f "${project}_default" >/dev/null 2>&1 || true
+  podman volume rm -f "${project}_distiller-state" >/dev/null 2>&1 || true
+}
 submit_pid=""
 teardown() {
   local rc=$?
@@ -90,11 +99,7 @@ teardown() {
     done
   fi
   log "tearing down"
-  "${compose[@]}" down -v >/dev/null 2>&1 || true
-  podman rm -f $(podman ps -aq --filter "label=io.podman.compose.project=$project") >/dev/null 2>&1 || true
-  podman rm -f "$project-dashboard" >/dev/null 2>&1 || true
-  podman network rm -f "${project}_default" >/dev/null 2>&1 || true
-  podman volume rm -f "${project}_distiller-state" >/dev/null 2>&1 || true
+  remove_containers
   if [ "$keep_images" = 1 ]; then remove_images --dangling; else remove_images; fi
   exit "$rc"
 }
@@ -133,7 +138,7 @@ done
 log "images built in $(( $(date +%s) - t0 ))s"
 
 # 3. Up, with two kernel replicas; wait until both kernels and the distiller are healthy.
-"${compose[@]}" down -v >/dev/null 2>&1 || true
+remove_containers
 "${compose[@]}" up -d --no-build >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
 kernels=($(podman ps --filter "label=io.podman.compose.project=$project" --filter "label=com.docker.compose.service=kernel" --format '{{.Names}}' | sort))
 [ ${#kernels[@]} -eq 2 ] || { log "expected 2 kernel containers, got ${#kernels[@]}: ${kernels[*]}"; exit 1; }
