@@ -192,6 +192,33 @@ public class FeaturePoolTests : TensorLeakCheck
     }
 
     [Fact]
+    public void Run_WithoutAnExactBaseline_ScoresOnlyTheDistilledSetExactly_AndResumesWithTheHeldOutBaseline()
+    {
+        using var data = Tiny();
+        var folder = Path.Combine(Path.GetTempPath(), $"distill-pool-{Guid.NewGuid():N}");
+        try
+        {
+            var options = Options(data) with { Steps = 4, ValidateEvery = 2, HeldOutNetworks = 2, ValidationPerClass = 5 };
+            var lines = new List<string>();
+            var summary = FeaturePoolRun.Execute(data, options, folder, testSubset: 20, lines.Add, exactBaseline: false);
+            Assert.True(double.IsNaN(summary.Baseline.ExactAccuracy));
+            Assert.InRange(summary.Baseline.HeldOutAccuracy, 0, 1);
+            Assert.InRange(summary.Final.ExactAccuracy, 0, 1);
+            Assert.Single(lines, l => l.Contains("NNGP test_accuracy"));
+            Assert.Contains(lines, l => l.StartsWith("baseline") && l.Contains("no exact evaluation"));
+
+            // The NaN goes through the checkpoint: a resumed run reports the same held-out baseline.
+            var resumed = FeaturePoolRun.Execute(data, options, folder, testSubset: 20, _ => { }, resume: true, exactBaseline: false);
+            Assert.True(double.IsNaN(resumed.Baseline.ExactAccuracy));
+            Assert.Equal(summary.Baseline.HeldOutAccuracy, resumed.Baseline.HeldOutAccuracy);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public void MirroredSupport_ExactKernelPredictsTheSameForAnImageAndItsMirror()
     {
         // ConvNet3's NNGP is unchanged when both images are mirrored, so KRR on a support set

@@ -23,7 +23,8 @@ internal static class FeaturePoolKip
         try
         {
             var start = total.Elapsed.TotalSeconds;
-            var s = FeaturePoolRun.Execute(data, options, settings.Output, settings.TestSubset, line => Console.WriteLine(line), signals.Token, settings.Resume);
+            var s = FeaturePoolRun.Execute(data, options, settings.Output, settings.TestSubset, line => Console.WriteLine(line), signals.Token, settings.Resume,
+                exactBaseline: !settings.NoExactBaseline);
             var seconds = total.Elapsed.TotalSeconds - start;
             var subset = s.TestSubset < data.TestLabels.Length ? $" (a fixed class-balanced subset of {data.TestLabels.Length})" : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
