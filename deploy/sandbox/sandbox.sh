@@ -63,8 +63,21 @@ for extra in ${DISTILL_SANDBOX_BIND:-}; do
   [ -e "$extra" ] && binds+=(--bind "$extra" "$extra")
 done
 
-exec bwrap "${binds[@]}" --die-with-parent \
+# bwrap passes no signal on, and when it dies --die-with-parent kills the command outright:
+# a stopped `distill kip` would lose the steps since its last checkpoint. So bwrap runs in a
+# session of its own (a terminal's Ctrl+C reaches only this script), INT, TERM and HUP reach
+# the command as TERM (a background command starts with INT ignored), and this script exits
+# with the command's status once it has finished.
+setsid bwrap "${binds[@]}" --die-with-parent \
   --setenv HOME "$HOME" --setenv PATH "$dotnet_root:/usr/local/bin:/usr/bin:/bin" \
   --setenv DOTNET_ROOT "$dotnet_root" --setenv DOTNET_CLI_TELEMETRY_OPTOUT 1 \
   --setenv DOTNET_NOLOGO 1 --setenv NUGET_PACKAGES "$nuget" \
-  --chdir "$PWD" "$@"
+  --chdir "$PWD" "$@" <&0 &
+sandbox=$!
+trap "pkill -TERM -P $sandbox || true" INT TERM HUP
+# wait returns early when a signal is trapped; the loop waits on until bwrap has exited.
+while :; do
+  status=0
+  wait "$sandbox" || status=$?
+  kill -0 "$sandbox" 2>/dev/null || exit "$status"
+done

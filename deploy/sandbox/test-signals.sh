@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The sandbox hands a stop on to the command inside it: INT, TERM or HUP sent to the wrapper's
+# process group (a terminal's Ctrl+C, a supervisor) reach the command as TERM, the command can
+# finish its work (distill kip writes a checkpoint), and the wrapper exits with its status.
+# A SIGKILL of the wrapper leaves nothing running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# Through bwrap even on a host whose libstdc++ would let commands run directly.
+export DISTILL_FORCE_SANDBOX=1
+
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+mkfifo "$dir/ready"
+# Tells the fifo its pid, then on TERM writes a marker and exits 7.
+command='trap "kill \$idle; echo saved > $0/saved; exit 7" TERM; sleep 1000 & idle=$!; echo $$ > $0/ready; wait'
+
+# Job control: each wrapper gets a process group of its own, and INT is not ignored in it,
+# as for a command started from a terminal.
+set -m
+start() {
+  rm -f "$dir/saved"
+  deploy/sandbox/sandbox.sh bash -c "$command" "$dir" &
+  wrapper=$!
+  read -r inner < "$dir/ready"
+}
+
+for signal in INT TERM HUP; do
+  start
+  kill "-$signal" -- "-$wrapper"
+  status=0
+  wait "$wrapper" || status=$?
+  if [ "$status" != 7 ] || [ ! -e "$dir/saved" ]; then
+    echo "sandbox: after $signal the command exited with $status and saved $([ -e "$dir/saved" ] && echo something || echo nothing)" >&2
+    exit 1
+  fi
+done
+
+start
+disown "$wrapper"  # no job notice for the kill
+kill -KILL "$wrapper"
+for _ in $(seq 1 100); do
+  kill -0 "$inner" 2>/dev/null || { echo "sandbox signals: INT, TERM and HUP reach the command; KILL leaves nothing running"; exit 0; }
+  sleep 0.1
+done
+echo "sandbox: the command (pid $inner) outlived a killed wrapper" >&2
+exit 1
