@@ -75,9 +75,11 @@ setsid bwrap "${binds[@]}" --die-with-parent \
   --chdir "$PWD" "$@" <&0 &
 sandbox=$!
 trap "pkill -TERM -P $sandbox || true" INT TERM HUP
-# wait returns early when a signal is trapped; the loop waits on until bwrap has exited.
-while :; do
-  status=0
-  wait "$sandbox" || status=$?
-  kill -0 "$sandbox" 2>/dev/null || exit "$status"
+# wait returns early, with the signal's status, when a signal is trapped: wait on until bwrap
+# has exited, then once more for its own status (bash keeps an exited child's).
+while kill -0 "$sandbox" 2>/dev/null; do
+  wait "$sandbox" || true
 done
+status=0
+wait "$sandbox" || status=$?
+exit "$status"

@@ -9,10 +9,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export DISTILL_FORCE_SANDBOX=1
 
 dir="$(mktemp -d)"
-trap 'rm -rf "$dir"' EXIT
-mkfifo "$dir/ready"
-# Tells the fifo its pid, then on TERM writes a marker and exits 7.
-command='trap "kill \$idle; echo saved > $0/saved; exit 7" TERM; sleep 1000 & idle=$!; echo $$ > $0/ready; wait'
+trap '[ -z "${wrapper:-}" ] || kill -KILL "$wrapper" 2>/dev/null || true; rm -rf "$dir"' EXIT
+mkfifo "$dir/ready" "$dir/idle"
+# Held open for reading and writing, so that a command which never starts fails the read's
+# timeout instead of blocking the open.
+exec 3<>"$dir/ready"
+# Tells the fifo its pid and waits in a read that nothing answers (no child process that a
+# KILL could orphan); on TERM it writes a marker and exits 7.
+command='trap "echo saved > $0/saved; exit 7" TERM; echo $$ > $0/ready; read -r _ <> $0/idle'
 
 # Job control: each wrapper gets a process group of its own, and INT is not ignored in it,
 # as for a command started from a terminal.
@@ -21,7 +25,7 @@ start() {
   rm -f "$dir/saved"
   deploy/sandbox/sandbox.sh bash -c "$command" "$dir" &
   wrapper=$!
-  read -r inner < "$dir/ready"
+  read -r -t 120 inner <&3 || { echo "sandbox: the command did not start within 120 s" >&2; exit 1; }
 }
 
 for signal in INT TERM HUP; do
