@@ -45,9 +45,12 @@ public sealed class FullyConnectedKernel : IKernel
         CheckOperands(x1, x2);
         double d = x1.shape[1];
         // Scalars held for the whole call (see HeldScalars).
-        using Scalar inputScale = _w2 / d, w2 = _w2, b2 = _b2, halfW2 = _w2 / 2;
+        using Scalar inputScale = _w2 / d, halfInputScale = _w2 / (2 * d), w2 = _w2, b2 = _b2, halfW2 = _w2 / 2;
         // First Dense layer: Sigma^1 = W^2 x.x'/d + b^2 and Theta^1 = Sigma^1.
-        var k = x1.matmul(x2.t()).mul_(inputScale).add_(b2, One);
+        var products = x1.matmul(x2.t());
+        // BLAS need not make x x^T exactly symmetric (on some CPUs it does not); (A + A^T)/2 is,
+        // and every later step keeps it so.
+        var k = (symmetric ? products.add(products.t(), One).mul_(halfInputScale) : products.mul_(inputScale)).add_(b2, One);
         var q1 = SquaredNorms(x1).mul_(inputScale).add_(b2, One);
         var q2 = symmetric ? q1 : SquaredNorms(x2).mul_(inputScale).add_(b2, One);
         var offDiagonal = symmetric ? eye(k.shape[0], dtype: k.dtype, device: k.device).neg_().add_(One, One) : null;

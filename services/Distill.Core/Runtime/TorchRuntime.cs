@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
@@ -33,6 +34,32 @@ public static partial class TorchRuntime
             // Not glibc (e.g. musl): keep its defaults.
         }
     }
+
+    /// <summary>
+    /// On a two-core AMD EPYC machine with AVX-512 (2026-12-02), oneDNN's AVX-512 float32
+    /// convolutions turned small networks' training losses to NaN in about one run in three; its
+    /// AVX2 ones never did. oneDNN reads DNNL_MAX_CPU_ISA once, at its first convolution, so it is
+    /// set as soon as this assembly loads; a value the user set wins.
+    /// </summary>
+#pragma warning disable CA2255 // a library initializer on purpose: it must precede the host's first convolution
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void LimitOneDnnOnAmd()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            if (File.ReadLines("/proc/cpuinfo").Any(line => line.StartsWith("vendor_id", StringComparison.Ordinal) && line.Contains("AuthenticAMD", StringComparison.Ordinal)))
+                setenv("DNNL_MAX_CPU_ISA", "AVX2", overwrite: 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            // No /proc or not glibc: leave oneDNN as it is.
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int setenv(string name, string value, int overwrite);
 
     private static readonly object DeviceLock = new();
     private static ComputeDevice _device = ComputeDevice.Cpu;
