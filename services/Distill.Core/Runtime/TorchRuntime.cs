@@ -37,8 +37,8 @@ public static partial class TorchRuntime
 
     /// <summary>
     /// On a two-core AMD EPYC machine with AVX-512 (2026-12-02), oneDNN's AVX-512 float32
-    /// convolutions turned small networks' training losses to NaN in about one run in three; its
-    /// AVX2 ones never did. oneDNN reads DNNL_MAX_CPU_ISA once, at its first convolution, so it is
+    /// convolutions turned small networks' training losses to NaN (one to five of ten transfer tests
+    /// in most runs); its AVX2 ones never did. oneDNN reads DNNL_MAX_CPU_ISA once, at its first convolution, so it is
     /// set as soon as this assembly loads; a value the user set wins.
     /// </summary>
 #pragma warning disable CA2255 // a library initializer on purpose: it must precede the host's first convolution
