@@ -28,22 +28,40 @@ start() {
   read -r -t 120 inner <&3 || { echo "sandbox: the command did not start within 120 s" >&2; exit 1; }
 }
 
+# stopped WRAPPER SECONDS: whether the wrapper has exited within that time.
+stopped() {
+  for _ in $(seq 1 $(($2 * 10))); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+tested=()
 for signal in INT TERM HUP; do
+  # A signal ignored when this script started (nohup, a background job) stays ignored in the
+  # wrapper too, and cannot reach the command; there is nothing to test.
+  if trap -p "$signal" | grep -q "^trap -- '' "; then
+    echo "sandbox signals: $signal is ignored where this test started; not tested"
+    continue
+  fi
   start
   kill "-$signal" -- "-$wrapper"
+  stopped "$wrapper" 60 || { echo "sandbox: $signal did not stop the command within 60 s" >&2; exit 1; }
   status=0
   wait "$wrapper" || status=$?
   if [ "$status" != 7 ] || [ ! -e "$dir/saved" ]; then
     echo "sandbox: after $signal the command exited with $status and saved $([ -e "$dir/saved" ] && echo something || echo nothing)" >&2
     exit 1
   fi
+  tested+=("$signal")
 done
 
 start
 disown "$wrapper"  # no job notice for the kill
 kill -KILL "$wrapper"
 for _ in $(seq 1 100); do
-  kill -0 "$inner" 2>/dev/null || { echo "sandbox signals: INT, TERM and HUP reach the command; KILL leaves nothing running"; exit 0; }
+  kill -0 "$inner" 2>/dev/null || { echo "sandbox signals: passed on to the command: ${tested[*]}; KILL leaves nothing running"; exit 0; }
   sleep 0.1
 done
 echo "sandbox: the command (pid $inner) outlived a killed wrapper" >&2
