@@ -25,6 +25,8 @@ while [ $# -gt 0 ]; do
 done
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# oneDNN's AVX-512 float32 convolutions gave NaN on an AMD EPYC machine (TorchRuntime.LimitOneDnnOnAmd).
+if grep -q AuthenticAMD /proc/cpuinfo 2>/dev/null; then export DNNL_MAX_CPU_ISA="${DNNL_MAX_CPU_ISA:-AVX2}"; fi
 export DISTILL_SANDBOX_BIND="${DISTILL_DATA:-}"
 deploy/sandbox/sandbox.sh --setup
 dotnet build Distill.Grpc.sln -c Release -nologo -v quiet

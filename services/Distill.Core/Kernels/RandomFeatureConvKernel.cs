@@ -17,6 +17,9 @@ namespace Distill.Core.Kernels;
 /// </summary>
 public sealed class RandomFeatureConvKernel : IKernel
 {
+    // Before this type's first float32 convolution (see TorchRuntime.LimitOneDnnOnAmd).
+    static RandomFeatureConvKernel() => Runtime.TorchRuntime.LimitOneDnnOnAmd();
+
     public const int DefaultNetworks = 8;
     public const int DefaultWidth = 256;
     public const int MaxNetworks = 4096;

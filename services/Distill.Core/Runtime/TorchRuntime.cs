@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
@@ -18,6 +17,7 @@ public static partial class TorchRuntime
     /// </summary>
     public static void Configure(int? threads = null)
     {
+        LimitOneDnnOnAmd();
         if (threads is { } n)
         {
             if (n < 1) throw new ArgumentException($"threads: must be positive, got {n}", nameof(threads));
@@ -38,15 +38,15 @@ public static partial class TorchRuntime
     /// <summary>
     /// On a two-core AMD EPYC machine with AVX-512 (2026-12-02), oneDNN's AVX-512 float32
     /// convolutions turned small networks' training losses to NaN (one to five of ten transfer tests
-    /// in most runs); its AVX2 ones never did. oneDNN reads DNNL_MAX_CPU_ISA once, at its first convolution, so it is
-    /// set as soon as this assembly loads; a value the user set wins.
+    /// in most runs); its AVX2 ones never did. oneDNN reads DNNL_MAX_CPU_ISA once, at its first
+    /// convolution, so hosts call this in <see cref="Configure"/> and the types that make float32
+    /// convolutions from their static constructors; a value the user set wins. (Not a module
+    /// initializer: that would also run in the fuzzing harness, before its instrumentation is ready.)
+    /// test.sh sets the variable for the test processes, whose tests convolve in many places.
     /// </summary>
-#pragma warning disable CA2255 // a library initializer on purpose: it must precede the host's first convolution
-    [ModuleInitializer]
-#pragma warning restore CA2255
     internal static void LimitOneDnnOnAmd()
     {
-        if (!OperatingSystem.IsLinux()) return;
+        if (!OperatingSystem.IsLinux() || Interlocked.Exchange(ref _oneDnnLimited, 1) == 1) return;
         try
         {
             if (File.ReadLines("/proc/cpuinfo").Any(line => line.StartsWith("vendor_id", StringComparison.Ordinal) && line.Contains("AuthenticAMD", StringComparison.Ordinal)))
@@ -57,6 +57,8 @@ public static partial class TorchRuntime
             // No /proc or not glibc: leave oneDNN as it is.
         }
     }
+
+    private static int _oneDnnLimited;
 
     [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int setenv(string name, string value, int overwrite);

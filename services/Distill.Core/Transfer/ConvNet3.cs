@@ -16,6 +16,9 @@ namespace Distill.Core.Transfer;
 /// </summary>
 public sealed class ConvNet3 : nn.Module<Tensor, Tensor>
 {
+    // Before this type's first float32 convolution (see TorchRuntime.LimitOneDnnOnAmd).
+    static ConvNet3() => Runtime.TorchRuntime.LimitOneDnnOnAmd();
+
     public const int DefaultWidth = 128;
     private readonly Sequential features;
     private readonly Linear readout;
