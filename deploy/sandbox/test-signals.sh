@@ -28,7 +28,7 @@ start() {
   read -r -t 120 inner <&3 || { echo "sandbox: the command did not start within 120 s" >&2; exit 1; }
 }
 
-# stopped WRAPPER SECONDS: whether the wrapper has exited within that time.
+# stopped PID SECONDS: whether the process has exited within that time.
 stopped() {
   for _ in $(seq 1 $(($2 * 10))); do
     kill -0 "$1" 2>/dev/null || return 0
@@ -60,9 +60,5 @@ done
 start
 disown "$wrapper"  # no job notice for the kill
 kill -KILL "$wrapper"
-for _ in $(seq 1 100); do
-  kill -0 "$inner" 2>/dev/null || { echo "sandbox signals: passed on to the command: ${tested[*]}; KILL leaves nothing running"; exit 0; }
-  sleep 0.1
-done
-echo "sandbox: the command (pid $inner) outlived a killed wrapper" >&2
-exit 1
+stopped "$inner" 10 || { echo "sandbox: the command (pid $inner) outlived a killed wrapper" >&2; exit 1; }
+echo "sandbox signals: passed on to the command: ${tested[*]}; KILL leaves nothing running"
